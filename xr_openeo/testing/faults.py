@@ -1,0 +1,95 @@
+"""Fault switches of the local backend: how jobs and downloads misbehave, server-wide or per job."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+ERROR_KINDS = ("500", "503", "drop", "truncate")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the backend does wrong, on purpose.
+
+    Server-wide: ``LocalBackend(faults=Faults(...))`` or ``backend.set_faults(...)``; per job: the
+    job option ``{"faults": {...}}`` with the same field names, overriding the server's.
+
+    Jobs
+        ``queue_duration`` / ``run_duration`` (seconds spent queued / at least running; written
+        assets appear one by one over the run), ``fail`` (error message the job fails with, after
+        ``fail_after_assets`` assets were written).
+    Asset URLs
+        ``signed_urls`` (False: hrefs need the owner's bearer token), ``url_validity`` (seconds a
+        signature lasts), ``expired_status`` (HTTP status of an expired link: 410 as the spec's
+        ResultLinkExpired, or 403/404 as object stores answer).
+    Downloads
+        ``head_refused`` (HEAD answers 403, like presigned S3 URLs), ``range_ignored`` (Range is
+        ignored: 200 with the whole body, no Accept-Ranges), ``no_content_length`` (streamed,
+        chunked, no Content-Length), ``error_rate`` (fraction of asset requests that fail, each
+        with one of ``error_kinds``: HTTP 500, 503, a dropped connection, or a body truncated
+        halfway), decided by ``seed`` so a run is reproducible.
+    Every request
+        ``latency`` (seconds added before answering).
+    """
+
+    queue_duration: float = 0.0
+    run_duration: float = 0.0
+    fail: str | None = None
+    fail_after_assets: int = 0
+    signed_urls: bool = True
+    url_validity: float = 7 * 24 * 3600.0
+    expired_status: int = 410
+    head_refused: bool = False
+    range_ignored: bool = False
+    no_content_length: bool = False
+    error_rate: float = 0.0
+    error_kinds: tuple[str, ...] = ERROR_KINDS
+    seed: int = 0
+    latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be within [0, 1], got {self.error_rate!r}")
+        unknown = set(self.error_kinds) - set(ERROR_KINDS)
+        if unknown or not self.error_kinds:
+            raise ValueError(f"error_kinds must be a non-empty subset of {ERROR_KINDS}, got {self.error_kinds!r}")
+        if self.expired_status not in (400, 403, 404, 410):
+            raise ValueError(f"expired_status must be 400, 403, 404 or 410, got {self.expired_status!r}")
+        for name in ("queue_duration", "run_duration", "url_validity", "latency"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
+
+    def merged(self, overrides: dict[str, Any] | None) -> Faults:
+        """These faults with a job's ``{"faults": {...}}`` option applied; unknown names are refused."""
+        if not overrides:
+            return self
+        if not isinstance(overrides, dict):
+            raise ValueError(f"job option 'faults' must be an object, got {overrides!r}")
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown fault switch(es) {unknown}; known: {sorted(known)}")
+        values = dict(overrides)
+        if "error_kinds" in values:
+            values["error_kinds"] = tuple(values["error_kinds"])
+        return replace(self, **values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def download_fault(self, request_key: str, attempt: int) -> str | None:
+        """The fault (one of ``error_kinds``) for the ``attempt``-th try of a request, or None.
+
+        A pure function of (seed, request, attempt): a retried request draws again, and the same
+        run reproduces the same faults whatever order threads send their requests in.
+        """
+        if self.error_rate <= 0:
+            return None
+        digest = hashlib.sha256(f"{self.seed}|{request_key}|{attempt}".encode()).digest()
+        u, k = struct.unpack(">QQ", digest[:16])
+        if u / 2**64 >= self.error_rate:
+            return None
+        return self.error_kinds[k % len(self.error_kinds)]
