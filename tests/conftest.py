@@ -58,8 +58,9 @@ def validate_responses(backend: LocalBackend) -> int:
         if record.json_body is None or not is_spec_path(record.path):
             continue
         request = MockRequest("http://127.0.0.1", record.method.lower(), record.path, args=None)
-        response = MockResponse(json.dumps(record.json_body).encode(), status_code=record.status,
-                                content_type="application/json")
+        response = MockResponse(
+            json.dumps(record.json_body).encode(), status_code=record.status, content_type="application/json"
+        )
         try:
             openapi().validate_response(request, response)
         except (PathNotFound, ServerNotFound):
@@ -69,7 +70,8 @@ def validate_responses(backend: LocalBackend) -> int:
         except Exception as exc:
             cause = exc.__cause__ or exc
             raise AssertionError(
-                f"{record.method} {record.path} -> {record.status} violates the openEO API 1.2 spec: {str(cause)[:2000]}"
+                f"{record.method} {record.path} -> {record.status} violates the openEO API 1.2 spec: "
+                f"{str(cause)[:2000]}"
             ) from exc
         checked += 1
     return checked

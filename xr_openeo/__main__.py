@@ -34,7 +34,7 @@ def demo(dates: int, size: int, url: str | None) -> int:
         print(f"Job finished in {time.monotonic() - started:.1f} s. Its assets:")
         for asset in job.get_results().get_assets():
             bands = ", ".join(b["name"] for b in asset.metadata.get("eo:bands", []))
-            print(f"  {asset.name:32s} {asset.media_type:58s} bands: {bands}")
+            print(f"  {asset.key:32s} {asset.media_type:58s} bands: {bands}")
     finally:
         if backend is not None:
             backend.stop()

@@ -139,8 +139,7 @@ def outcome(href: str, attempt_range: str) -> str:
 
 
 def fault_sequence(error_rate: float, seed: int, n: int) -> tuple[list[str], list[str | None]]:
-    with LocalBackend([SMALL], blocksize=SMALL_BLOCKSIZE,
-                      faults=Faults(error_rate=error_rate, seed=seed)) as b:
+    with LocalBackend([SMALL], blocksize=SMALL_BLOCKSIZE, faults=Faults(error_rate=error_rate, seed=seed)) as b:
         job = run_job(b.connect())
         href = first_asset(job).href
         b.clear_requests()

@@ -28,10 +28,13 @@ def polygons() -> dict:
         ring = [to_lonlat.transform(x, y) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]
         return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
 
-    return {"type": "FeatureCollection", "features": [
-        rect(640100, 5689100, 640400, 5689400),
-        rect(640700, 5688900, 641100, 5689800),
-    ]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            rect(640100, 5689100, 640400, 5689400),
+            rect(640700, 5688900, 641100, 5689800),
+        ],
+    }
 
 
 def run(connection, cube, out_format):
@@ -120,8 +123,11 @@ def test_geojson_vector_cube(backend, connection):
 
 
 def test_raster_json_is_xarray_json(backend, connection):
-    _, assets = run(connection, bands_cube(connection).filter_bbox(
-        west=640000, south=5689920, east=640080, north=5690000, crs=32631), "JSON")
+    _, assets = run(
+        connection,
+        bands_cube(connection).filter_bbox(west=640000, south=5689920, east=640080, north=5690000, crs=32631),
+        "JSON",
+    )
     doc = requests.get(next(iter(assets.values())).href, timeout=10).json()
     restored = xr.DataArray.from_dict(doc)
     assert restored.sizes["t"] == 3 and restored.sizes["bands"] == 2

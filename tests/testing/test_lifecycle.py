@@ -15,8 +15,13 @@ from xr_openeo.testing import synthetic_pixels
 
 
 def ndvi_cube(connection, **kwargs):
-    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT,
-                                      temporal_extent=["2023-01-01", "2023-01-31"], bands=["B04", "B08"], **kwargs)
+    cube = connection.load_collection(
+        "SENTINEL2_L2A",
+        spatial_extent=SMALL_EXTENT,
+        temporal_extent=["2023-01-01", "2023-01-31"],
+        bands=["B04", "B08"],
+        **kwargs,
+    )
     return cube.ndvi(red="B04", nir="B08")
 
 
@@ -37,7 +42,11 @@ def test_full_lifecycle_with_the_openeo_client(backend, connection, tmp_path):
 
     results = job.get_results()
     assets = results.get_assets()
-    assert sorted(a.key for a in assets) == ["openEO_2023-01-01Z.tif", "openEO_2023-01-06Z.tif", "openEO_2023-01-11Z.tif"]
+    assert sorted(a.key for a in assets) == [
+        "openEO_2023-01-01Z.tif",
+        "openEO_2023-01-06Z.tif",
+        "openEO_2023-01-11Z.tif",
+    ]
     assert {a.media_type for a in assets} == {"image/tiff; application=geotiff; profile=cloud-optimized"}
 
     paths = results.download_files(tmp_path)
@@ -87,8 +96,9 @@ def test_a_canceled_job_ends_canceled(backend, connection):
 
 
 def test_statuses_and_progress_follow_the_queue_and_run_durations(backend, connection):
-    job = ndvi_cube(connection).create_job(out_format="GTiff",
-                                            job_options={"faults": {"queue_duration": 0.6, "run_duration": 1.5}})
+    job = ndvi_cube(connection).create_job(
+        out_format="GTiff", job_options={"faults": {"queue_duration": 0.6, "run_duration": 1.5}}
+    )
     job.start()
     seen = []
     deadline = time.monotonic() + 30
@@ -143,7 +153,14 @@ def test_well_known_and_capabilities(backend):
     assert {v["api_version"] for v in versions} == {"1.2.0", "1.0.1"}
     caps = requests.get(f"{backend.url}/", timeout=10).json()
     paths = {e["path"] for e in caps["endpoints"]}
-    assert {"/jobs", "/jobs/{job_id}/results", "/jobs/{job_id}/logs", "/collections", "/processes", "/file_formats"} <= paths
+    assert {
+        "/jobs",
+        "/jobs/{job_id}/results",
+        "/jobs/{job_id}/logs",
+        "/collections",
+        "/processes",
+        "/file_formats",
+    } <= paths
     processes = requests.get(f"{backend.url}/processes", timeout=10).json()["processes"]
     assert {"load_collection", "save_result", "ndvi", "aggregate_spatial"} <= {p["id"] for p in processes}
     formats = requests.get(f"{backend.url}/file_formats", timeout=10).json()["output"]

@@ -77,10 +77,7 @@ def written(tmp_path: Path, key: str, media_type: str, **fields: Any) -> Written
 def assets(tmp_path: Path) -> list[WrittenAsset]:
     """3 dated COGs (2 bands), a netCDF with a time range, a JSON time series, a dateless COG."""
     grid = {"epsg": 32631, "shape": (500, 512), "bbox": UTM_BBOX, "dtype": "float32"}
-    cogs = [
-        written(tmp_path, f"openEO_{d}Z.tif", COG, bands=BANDS, datetime=f"{d}T00:00:00Z", **grid)
-        for d in DATES
-    ]
+    cogs = [written(tmp_path, f"openEO_{d}Z.tif", COG, bands=BANDS, datetime=f"{d}T00:00:00Z", **grid) for d in DATES]
     nc = written(
         tmp_path,
         "openEO.nc",
@@ -162,9 +159,7 @@ def assert_valid(schema: OAS30Validator, doc: dict) -> None:
 
 
 @pytest.mark.parametrize("style", STYLES)
-@pytest.mark.parametrize(
-    ("status", "partial"), [("finished", False), ("running", True), ("error", True)]
-)
+@pytest.mark.parametrize(("status", "partial"), [("finished", False), ("running", True), ("error", True)])
 def test_results_documents_match_api_schema(
     results_schema: OAS30Validator,
     assets: list[WrittenAsset],
@@ -326,17 +321,12 @@ def test_stac11_collection(assets: list[WrittenAsset]) -> None:
     assert (cog["proj:code"], cog["proj:shape"]) == ("EPSG:32631", [500, 512])
     for asset in doc["assets"].values():
         assert not (FORBIDDEN_ASSET_FIELDS | {"eo:bands", "raster:bands"}) & set(asset)
-    assert doc["item_assets"] == {
-        "openEO": {"type": COG, "roles": ["data"], "title": "openEO", "bands": cog["bands"]}
-    }
+    assert doc["item_assets"] == {"openEO": {"type": COG, "roles": ["data"], "title": "openEO", "bands": cog["bands"]}}
 
 
 def test_stac11_same_date_assets_share_an_item(tmp_path: Path) -> None:
     day = "2023-01-03T00:00:00Z"
-    per_band = [
-        written(tmp_path, f"openEO_2023-01-03Z_{b}.tif", COG, bands=(b,), datetime=day)
-        for b in BANDS
-    ]
+    per_band = [written(tmp_path, f"openEO_2023-01-03Z_{b}.tif", COG, bands=(b,), datetime=day) for b in BANDS]
     job = make_job()
     assert list(item_ids(per_band, style="stac-1.1", job_id="j-123")) == [f"j-123_{day}"]
     doc = results_document(job, per_band, style="stac-1.1", urls=URLS)
@@ -469,9 +459,7 @@ def test_partial_stub_item(assets: list[WrittenAsset]) -> None:
 
 @pytest.mark.parametrize("status", ["error", "canceled"])
 @pytest.mark.parametrize("style", STYLES)
-def test_partial_after_stop_lists_existing_assets(
-    assets: list[WrittenAsset], style: str, status: str
-) -> None:
+def test_partial_after_stop_lists_existing_assets(assets: list[WrittenAsset], style: str, status: str) -> None:
     doc = results_document(make_job(status), assets[:2], style=style, urls=URLS, partial=True)
     assert doc["openeo:status"] == status
     assert len(doc["assets"]) == 2
@@ -479,9 +467,7 @@ def test_partial_after_stop_lists_existing_assets(
 
 
 @pytest.mark.parametrize("style", STYLES)
-def test_partial_on_finished_job_is_the_full_document(
-    assets: list[WrittenAsset], style: str
-) -> None:
+def test_partial_on_finished_job_is_the_full_document(assets: list[WrittenAsset], style: str) -> None:
     job = make_job()
     full = results_document(job, assets, style=style, urls=URLS)
     assert results_document(job, assets, style=style, urls=URLS, partial=True) == full

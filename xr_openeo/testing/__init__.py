@@ -36,7 +36,8 @@ def __getattr__(name: str) -> Any:
             module = import_module(f"{__name__}.{_WHERE[name]}")
         except ImportError as exc:
             raise ImportError(
-                f"xr_openeo.testing.{name} needs the local backend's dependencies: pip install 'xr_openeo[local]' ({exc})"
+                f"xr_openeo.testing.{name} needs the local backend's dependencies: "
+                f"pip install 'xr_openeo[local]' ({exc})"
             ) from exc
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

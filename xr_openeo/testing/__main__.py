@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--results-style", default="stac-1.0", choices=("stac-1.0", "stac-1.1", "item"))
     parser.add_argument("--blocksize", type=int, default=256, help="tile size of the COGs written")
-    parser.add_argument("--faults", default="{}", help='server-wide fault switches as JSON, e.g. \'{"latency": 0.02}\'')
+    parser.add_argument("--faults", default="{}", help="server-wide fault switches as JSON, e.g. '{\"latency\": 0.02}'")
     parser.add_argument("--workdir", default=None, help="folder for job results (default: a temporary one)")
     args = parser.parse_args(argv)
 
@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         blocksize=args.blocksize,
         workdir=args.workdir,
     ).start()
-    print(f"openEO API 1.2 at {backend.url} (user {TEST_USER[0]!r}, password {TEST_USER[1]!r}); Ctrl-C stops", flush=True)
+    print(
+        f"openEO API 1.2 at {backend.url} (user {TEST_USER[0]!r}, password {TEST_USER[1]!r}); Ctrl-C stops", flush=True
+    )
     try:
         backend.serve_forever()
     except KeyboardInterrupt:

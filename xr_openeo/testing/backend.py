@@ -99,8 +99,9 @@ class LocalBackend:
         if self._server is not None:
             return self
         _predefined()  # import openeo-processes-dask now, not inside the first job
-        self._server = make_server(self._host, self._port, create_app(self.state), threaded=True,
-                                   request_handler=_QuietHandler)
+        self._server = make_server(
+            self._host, self._port, create_app(self.state), threaded=True, request_handler=_QuietHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-openeo-backend", daemon=True)
         self._thread.start()
         return self
@@ -165,7 +166,9 @@ class LocalBackend:
 
     def set_faults(self, faults: Faults | None = None, **changes: Any) -> Faults:
         """Replace the server-wide faults (``faults``), or change some of their fields (``**changes``)."""
-        self.state.faults = (faults or Faults()).merged(changes) if faults is not None else self.state.faults.merged(changes)
+        self.state.faults = (
+            (faults or Faults()).merged(changes) if faults is not None else self.state.faults.merged(changes)
+        )
         return self.state.faults
 
     def revoke_tokens(self, user: str | None = None) -> None:

@@ -94,7 +94,7 @@ class SyntheticCollection:
     def timestamps(self) -> pd.DatetimeIndex:
         if isinstance(self.dates, int):
             return pd.date_range(self.start, periods=self.dates, freq=f"{self.step_days}D")
-        return pd.DatetimeIndex(pd.to_datetime(list(self.dates), utc=True).tz_localize(None))
+        return pd.DatetimeIndex(pd.to_datetime(list(self.dates), utc=True, format="ISO8601").tz_localize(None))
 
     @property
     def band_names(self) -> list[str]:
@@ -210,7 +210,15 @@ class SyntheticCollection:
         ts = self.timestamps
         iso = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in (ts[0], ts[-1])]
         eo_bands = [
-            {k: v for k, v in (("name", b.name), ("common_name", b.common_name), ("center_wavelength", b.center_wavelength)) if v is not None}
+            {
+                k: v
+                for k, v in (
+                    ("name", b.name),
+                    ("common_name", b.common_name),
+                    ("center_wavelength", b.center_wavelength),
+                )
+                if v is not None
+            }
             for b in self.bands
         ]
         return {
@@ -226,9 +234,25 @@ class SyntheticCollection:
             "license": "proprietary",
             "extent": {"spatial": {"bbox": [list(lonlat)]}, "temporal": {"interval": [iso]}},
             "cube:dimensions": {
-                "x": {"type": "spatial", "axis": "x", "extent": [minx, maxx], "step": self.resolution, "reference_system": self.epsg},
-                "y": {"type": "spatial", "axis": "y", "extent": [miny, maxy], "step": self.resolution, "reference_system": self.epsg},
-                "t": {"type": "temporal", "extent": iso, "step": f"P{self.step_days}D" if isinstance(self.dates, int) else None},
+                "x": {
+                    "type": "spatial",
+                    "axis": "x",
+                    "extent": [minx, maxx],
+                    "step": self.resolution,
+                    "reference_system": self.epsg,
+                },
+                "y": {
+                    "type": "spatial",
+                    "axis": "y",
+                    "extent": [miny, maxy],
+                    "step": self.resolution,
+                    "reference_system": self.epsg,
+                },
+                "t": {
+                    "type": "temporal",
+                    "extent": iso,
+                    "step": f"P{self.step_days}D" if isinstance(self.dates, int) else None,
+                },
                 "bands": {"type": "bands", "values": self.band_names},
             },
             "summaries": {"eo:bands": eo_bands, "proj:epsg": [self.epsg]},

@@ -10,7 +10,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ ACTIVE = ("queued", "running")
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class JobCanceled(Exception):
@@ -95,8 +95,14 @@ class Job:
 class JobStore:
     """All jobs of one backend, and the threads running them."""
 
-    def __init__(self, root: Path, collections: Sequence[SyntheticCollection],
-                 faults: Callable[[], Faults], default_style: str, blocksize: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        collections: Sequence[SyntheticCollection],
+        faults: Callable[[], Faults],
+        default_style: str,
+        blocksize: int,
+    ) -> None:
         self.root = root
         self.collections = list(collections)
         self._faults = faults
@@ -192,7 +198,7 @@ class JobStore:
             entries = list(job.logs)
         if offset is not None:
             ids = [e["id"] for e in entries]
-            entries = entries[ids.index(offset) + 1:] if offset in ids else entries
+            entries = entries[ids.index(offset) + 1 :] if offset in ids else entries
         entries = [e for e in entries if LEVELS.index(e["level"]) >= minimum]
         return entries[:limit] if limit else entries
 
@@ -235,8 +241,16 @@ class JobStore:
 
                 job.out_dir.mkdir(parents=True, exist_ok=True)
                 self.log(job, "info", f"save_result: format {format}")
-                save_result(data, format, options, job.out_dir, crs_epsg=crs_epsg, nodata=nodata,
-                            blocksize=self.blocksize, on_asset=on_asset)
+                save_result(
+                    data,
+                    format,
+                    options,
+                    job.out_dir,
+                    crs_epsg=crs_epsg,
+                    nodata=nodata,
+                    blocksize=self.blocksize,
+                    on_asset=on_asset,
+                )
 
             if faults.fail is not None and faults.fail_after_assets == 0:
                 raise InjectedFailure(faults.fail)
@@ -244,7 +258,9 @@ class JobStore:
             # without this, a test session running with -W error would fail every NDVI job.
             # dask runs its threaded tasks in a copy of this context, so the setting reaches every task.
             with np.errstate(all="ignore"):
-                run_graph(job.process["process_graph"], self.collections, save, lambda lvl, msg: self.log(job, lvl, msg))
+                run_graph(
+                    job.process["process_graph"], self.collections, save, lambda lvl, msg: self.log(job, lvl, msg)
+                )
             self._publish(job, run, staged, faults.run_duration)
             with self.lock:
                 self._checkpoint(job, run)
@@ -260,8 +276,13 @@ class JobStore:
             if isinstance(exc, InjectedFailure):
                 self.log(job, "error", str(exc), code="JobFailed")
             else:
-                self.log(job, "error", f"{type(exc).__name__}: {exc}", code="Internal",
-                         data={"traceback": traceback.format_exc(limit=5)})
+                self.log(
+                    job,
+                    "error",
+                    f"{type(exc).__name__}: {exc}",
+                    code="Internal",
+                    data={"traceback": traceback.format_exc(limit=5)},
+                )
 
     def _publish(self, job: Job, run: int, staged: list[WrittenAsset], duration: float) -> None:
         """Make staged assets visible one by one over ``duration`` seconds, moving progress along."""

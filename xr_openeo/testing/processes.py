@@ -36,9 +36,8 @@ def _predefined() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         for name, func in inspect.getmembers(impl, inspect.isfunction):
             spec = getattr(specs, name, None)
             if isinstance(spec, dict) and name not in OWN_PROCESSES:
-                if name in ARITHMETIC:
-                    func = _on_floats(func)
-                registry[name] = Process(spec=spec, implementation=func)
+                implementation = _on_floats(func) if name in ARITHMETIC else func
+                registry[name] = Process(spec=spec, implementation=implementation)
                 spec_docs[name] = spec
         for name in OWN_PROCESSES:
             spec_docs[name] = getattr(specs, name)

@@ -60,19 +60,19 @@ class RequestLog:
             self._records.append(record)
             self._cond.notify_all()
 
-    def _settle(self, timeout: float = 5.0) -> None:
-        pending = set(self._inflight)
+    def _settle(self, own: int | None, timeout: float = 5.0) -> None:
+        pending = self._inflight - {own}
         self._cond.wait_for(lambda: not (pending & self._inflight), timeout)
 
-    def records(self) -> list[RequestRecord]:
-        """The records in the order the requests arrived."""
+    def records(self, own: int | None = None) -> list[RequestRecord]:
+        """The records in the order the requests arrived (``own``: the asking request's ticket, not awaited)."""
         with self._cond:
-            self._settle()
+            self._settle(own)
             return sorted(self._records, key=lambda r: r.started)
 
-    def clear(self) -> None:
+    def clear(self, own: int | None = None) -> None:
         with self._cond:
-            self._settle()
+            self._settle(own)
             self._records.clear()
 
 
@@ -87,6 +87,7 @@ class RecordingMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.time()
         ticket = self.log.begin()
+        environ["xr_openeo.ticket"] = ticket
         path = environ.get("PATH_INFO", "")
         delay = self.latency(path)
         if delay > 0:
@@ -105,8 +106,16 @@ class RecordingMiddleware:
             done=lambda sent, chunks: self._record(ticket, environ, started, path, seen, sent, chunks),
         )
 
-    def _record(self, ticket: int, environ: dict[str, Any], started: float, path: str, seen: dict[str, Any],
-                sent: int, chunks: list[bytes]) -> None:
+    def _record(
+        self,
+        ticket: int,
+        environ: dict[str, Any],
+        started: float,
+        path: str,
+        seen: dict[str, Any],
+        sent: int,
+        chunks: list[bytes],
+    ) -> None:
         headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
         for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             if environ.get(key):
@@ -117,22 +126,27 @@ class RecordingMiddleware:
                 body = json.loads(b"".join(chunks) or b"null")
             except ValueError:
                 body = None
-        self.log.add(ticket, RequestRecord(
-            method=environ["REQUEST_METHOD"],
-            path=path,
-            query=environ.get("QUERY_STRING", ""),
-            status=seen.get("status", 0),
-            bytes_sent=sent if environ["REQUEST_METHOD"] != "HEAD" else 0,
-            headers=headers,
-            started=started,
-            duration=time.time() - started,
-            fault=environ.get("xr_openeo.fault"),
-            json_body=body,
-        ))
+        self.log.add(
+            ticket,
+            RequestRecord(
+                method=environ["REQUEST_METHOD"],
+                path=path,
+                query=environ.get("QUERY_STRING", ""),
+                status=seen.get("status", 0),
+                bytes_sent=sent if environ["REQUEST_METHOD"] != "HEAD" else 0,
+                headers=headers,
+                started=started,
+                duration=time.time() - started,
+                fault=environ.get("xr_openeo.fault"),
+                json_body=body,
+            ),
+        )
 
 
 class _CountingIterable:
-    def __init__(self, body: Iterable[bytes], keep: Callable[[], bool], done: Callable[[int, list[bytes]], None]) -> None:
+    def __init__(
+        self, body: Iterable[bytes], keep: Callable[[], bool], done: Callable[[int, list[bytes]], None]
+    ) -> None:
         self._body = body
         self._keep = keep
         self._done = done

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from .assets import WrittenAsset
 from .collections import SyntheticCollection
@@ -105,24 +105,31 @@ def create_app(state: ServerState) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(404, lambda e: _api_error(ApiError(404, "NotFound", f"Unknown path {request.path}")))
-    app.register_error_handler(405, lambda e: _api_error(ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.path}")))
+    app.register_error_handler(
+        405,
+        lambda e: _api_error(ApiError(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.path}")),
+    )
     app.register_error_handler(500, lambda e: _api_error(ApiError(500, "Internal", f"Internal server error: {e}")))
 
     @app.get("/.well-known/openeo")
     def well_known():
         root = request.host_url.rstrip("/")
-        return jsonify({"versions": [
-            {"url": f"{root}/openeo/{v}/", "api_version": full, "production": False}
-            for v, full in API_VERSIONS.items()
-        ]})
+        return jsonify(
+            {
+                "versions": [
+                    {"url": f"{root}/openeo/{v}/", "api_version": full, "production": False}
+                    for v, full in API_VERSIONS.items()
+                ]
+            }
+        )
 
     @app.get("/_local/requests")
     def request_log():
-        return jsonify([r.as_dict() for r in state.log.records()])
+        return jsonify([r.as_dict() for r in state.log.records(own=request.environ.get("xr_openeo.ticket"))])
 
     @app.delete("/_local/requests")
     def clear_request_log():
-        state.log.clear()
+        state.log.clear(own=request.environ.get("xr_openeo.ticket"))
         return Response(status=204)
 
     @app.get("/_local/faults")
@@ -138,7 +145,9 @@ def create_app(state: ServerState) -> Flask:
         return jsonify(state.faults.as_dict())
 
     for version in API_VERSIONS:
-        app.register_blueprint(_api_blueprint(state, version), url_prefix=f"/openeo/{version}", name=f"v{version.replace('.', '_')}")
+        app.register_blueprint(
+            _api_blueprint(state, version), url_prefix=f"/openeo/{version}", name=f"v{version.replace('.', '_')}"
+        )
 
     app.wsgi_app = RecordingMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, state.log, lambda path: state.job_faults(path).latency
@@ -162,7 +171,11 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
         """The authenticated user, from ``Authorization: Bearer basic//<token>``."""
         header = request.headers.get("Authorization", "")
         if not header:
-            raise ApiError(401, "AuthenticationRequired", "Unauthorized: send 'Authorization: Bearer basic//<token>' from /credentials/basic")
+            raise ApiError(
+                401,
+                "AuthenticationRequired",
+                "Unauthorized: send 'Authorization: Bearer basic//<token>' from /credentials/basic",
+            )
         scheme, _, value = header.partition(" ")
         token = value.rpartition("/")[2] if scheme.lower() == "bearer" else ""
         with state.lock:
@@ -190,7 +203,9 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
             raise ApiError(403, "CredentialsInvalid", "The signature of this URL is invalid")
         if problem == "expired":
             status = job.faults.expired_status
-            code = {410: "ResultLinkExpired", 404: "NotFound", 403: "CredentialsInvalid", 400: "ResultLinkExpired"}[status]
+            code = {410: "ResultLinkExpired", 404: "NotFound", 403: "CredentialsInvalid", 400: "ResultLinkExpired"}[
+                status
+            ]
             raise ApiError(status, code, "This signed URL has expired; request the job results again for fresh links")
 
     def style_of(job: Job) -> str:
@@ -200,27 +215,34 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
 
     @bp.get("/")
     def capabilities():
-        return jsonify({
-            "api_version": API_VERSIONS[version],
-            "backend_version": "xr_openeo-local",
-            "stac_version": "1.0.0",
-            "type": "Catalog",
-            "id": "xr-openeo-local",
-            "title": "xr_openeo local backend",
-            "description": "A real openEO backend on 127.0.0.1 for tests and demos: runs batch jobs with openeo-processes-dask over synthetic collections.",
-            "production": False,
-            "endpoints": [{"path": p, "methods": m} for p, m in ENDPOINTS],
-            "links": [
-                {"rel": "self", "href": f"{root()}/", "type": "application/json"},
-                {"rel": "data", "href": f"{root()}/collections", "type": "application/json"},
-            ],
-        })
+        return jsonify(
+            {
+                "api_version": API_VERSIONS[version],
+                "backend_version": "xr_openeo-local",
+                "stac_version": "1.0.0",
+                "type": "Catalog",
+                "id": "xr-openeo-local",
+                "title": "xr_openeo local backend",
+                "description": (
+                    "A real openEO backend on 127.0.0.1 for tests and demos: "
+                    "runs batch jobs with openeo-processes-dask over synthetic collections."
+                ),
+                "production": False,
+                "endpoints": [{"path": p, "methods": m} for p, m in ENDPOINTS],
+                "links": [
+                    {"rel": "self", "href": f"{root()}/", "type": "application/json"},
+                    {"rel": "data", "href": f"{root()}/collections", "type": "application/json"},
+                ],
+            }
+        )
 
     @bp.get("/credentials/basic")
     def credentials_basic():
         auth = request.authorization
         if auth is None or auth.type != "basic" or USERS.get(auth.username or "") != auth.password:
-            raise ApiError(403, "CredentialsInvalid", "Credentials are not correct (test users: alice/alice123, bob/bob123)")
+            raise ApiError(
+                403, "CredentialsInvalid", "Credentials are not correct (test users: alice/alice123, bob/bob123)"
+            )
         return jsonify({"access_token": state.issue_token(auth.username)})
 
     @bp.get("/me")
@@ -347,7 +369,9 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
                 response.status_code = 424
                 return response
             if status != "finished":
-                raise ApiError(400, "JobNotFinished", f"Job {job.id!r} is {status}, not finished; wait for it or pass partial=true")
+                raise ApiError(
+                    400, "JobNotFinished", f"Job {job.id!r} is {status}, not finished; wait for it or pass partial=true"
+                )
         doc = results_document(summary, assets, style=style_of(job), urls=urls_for(job), partial=partial)
         return jsonify(doc)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, Protocol
@@ -140,9 +140,7 @@ def results_document(
     return _collection(job, assets, style=style, urls=urls, status=status, stub=stub)
 
 
-def item_ids(
-    assets: Sequence[WrittenAsset], *, style: str, job_id: str
-) -> dict[str, list[WrittenAsset]]:
+def item_ids(assets: Sequence[WrittenAsset], *, style: str, job_id: str) -> dict[str, list[WrittenAsset]]:
     """Item id -> the assets of that item, in the order of the results document's item links.
 
     ``"stac-1.0"``: one item per data file of a raster/table media type (not JSON/GeoJSON),
@@ -197,7 +195,7 @@ def item_document(
             {"rel": "self", "href": urls.item(item_id), "type": _GEOJSON},
             {"rel": "collection", "href": urls.self_url(), "type": _JSON},
         ],
-        "assets": {k: _asset_object(a, urls.asset(a.key), style) for k, a in zip(keys, members)},
+        "assets": {k: _asset_object(a, urls.asset(a.key), style) for k, a in zip(keys, members, strict=False)},
     }
     if grid is not None and grid.epsg is not None:
         doc["epsg"] = int(grid.epsg)  # non-standard, as geopyspark
@@ -340,7 +338,7 @@ def _item_assets(items: dict[str, list[WrittenAsset]]) -> dict[str, dict[str, An
     """STAC 1.1 ``item_assets``: per unprefixed item asset key, the first asset's description."""
     out: dict[str, dict[str, Any]] = {}
     for members in items.values():
-        for key, asset in zip(_item_asset_keys(members), members):
+        for key, asset in zip(_item_asset_keys(members), members, strict=False):
             if key not in out:
                 out[key] = {
                     "type": asset.media_type or _OCTET,
@@ -360,7 +358,7 @@ def _collection_assets(
     return {
         f"{item_id}_{key}": _asset_object(a, urls.asset(a.key), style)
         for item_id, members in items.items()
-        for key, a in zip(_item_asset_keys(members), members)
+        for key, a in zip(_item_asset_keys(members), members, strict=False)
     }
 
 
@@ -469,8 +467,8 @@ def _rfc3339(value: str) -> str:
     """Normalise an ISO 8601 string to RFC 3339 UTC with ``Z`` (naive times are UTC)."""
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _time_span(assets: Sequence[WrittenAsset]) -> tuple[str | None, str | None]:
@@ -507,7 +505,5 @@ def _result_status(job: JobSummary, partial: bool) -> str:
     if job.status not in _RESULT_STATUS:
         raise ValueError(f"unknown job status {job.status!r} of job {job.id!r}")
     if not partial and job.status != "finished":
-        raise ValueError(
-            f"job {job.id!r} is {job.status!r}: results without partial need a finished job"
-        )
+        raise ValueError(f"job {job.id!r} is {job.status!r}: results without partial need a finished job")
     return _RESULT_STATUS[job.status]
