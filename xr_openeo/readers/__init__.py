@@ -1,0 +1,1 @@
+"""Readers of result assets, one module per format family; each reads a window of one asset lazily."""
