@@ -41,6 +41,7 @@ class Faults:
     fail_after_assets: int = 0
     signed_urls: bool = True
     url_validity: float = 7 * 24 * 3600.0
+    canonical_validity: float | None = None
     expired_status: int = 410
     head_refused: bool = False
     range_ignored: bool = False
@@ -58,8 +59,8 @@ class Faults:
             raise ValueError(f"error_kinds must be a non-empty subset of {ERROR_KINDS}, got {self.error_kinds!r}")
         if self.expired_status not in (400, 403, 404, 410):
             raise ValueError(f"expired_status must be 400, 403, 404 or 410, got {self.expired_status!r}")
-        for name in ("queue_duration", "run_duration", "url_validity", "latency"):
-            if getattr(self, name) < 0:
+        for name in ("queue_duration", "run_duration", "url_validity", "canonical_validity", "latency"):
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
 
     def merged(self, overrides: dict[str, Any] | None) -> Faults:

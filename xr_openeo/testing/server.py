@@ -357,7 +357,7 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
         return asset_response(own_job(job_id), filename)
 
     def urls_for(job: Job) -> _Urls:
-        return _Urls(root(), job, state.signer, state.signer.expiry(job.faults.url_validity))
+        return _Urls(root(), job, state.signer)
 
     def results_response(job: Job, partial: bool) -> Response:
         with state.jobs.lock:
@@ -397,20 +397,25 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
 class _Urls:
     """Result URLs of one job for the results documents: signed (``expires``) or needing bearer auth."""
 
-    def __init__(self, root: str, job: Job, signer: UrlSigner, expires: int) -> None:
-        self._root, self._job, self._signer, self._expires = root, job, signer, expires
+    def __init__(self, root: str, job: Job, signer: UrlSigner) -> None:
+        self._root, self._job, self._signer = root, job, signer
+        faults = job.faults
+        self._expires = signer.expiry(faults.url_validity)
+        canonical = faults.canonical_validity
+        self._canonical_expires = self._expires if canonical is None else signer.expiry(canonical)
         self._user_b64 = signer.encode_user(job.owner)
         self._base = f"{root}/jobs/{job.id}/results"
 
-    def _signed(self, path: str, target: str) -> str:
-        sig = self._signer.signature(self._job.id, self._job.owner, target, self._expires)
-        return f"{self._base}{path.format(u=self._user_b64, s=sig)}?{urlencode({'expires': self._expires})}"
+    def _signed(self, path: str, target: str, expires: int | None = None) -> str:
+        expires = self._expires if expires is None else expires
+        sig = self._signer.signature(self._job.id, self._job.owner, target, expires)
+        return f"{self._base}{path.format(u=self._user_b64, s=sig)}?{urlencode({'expires': expires})}"
 
     def self_url(self) -> str:
         return self._base
 
     def canonical(self) -> str:
-        return self._signed("/{u}/{s}", "results")
+        return self._signed("/{u}/{s}", "results", self._canonical_expires)
 
     def asset(self, key: str) -> str:
         if not self._job.faults.signed_urls:
