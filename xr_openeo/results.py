@@ -357,6 +357,11 @@ def url_expiry(href: str) -> float | None:
         return None
 
 
+def is_signed(url: str) -> bool:
+    """Whether ``url`` carries its own authorisation (a signing or token query parameter)."""
+    return any(_is_signing_param(m.group("name")) for m in _QUERY_PARAM.finditer(url))
+
+
 def redact(url: str | None) -> str:
     """``url`` without its signing query values and userinfo password (safe for messages and reprs).
 

@@ -1,0 +1,379 @@
+"""The orchestrator behind every front: results source -> document -> specs -> readers -> Dataset/DataFrame."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobFailedError, JobNotFinishedError, ResultsDocumentError, XrOpenEOError
+from .http import Auth, ResultsLocator, get_json
+from .results import (
+    AssetSpec,
+    ResultsInfo,
+    merge_items,
+    parse_item,
+    parse_results,
+    redact,
+    require_format,
+    select,
+    with_file_name_times,
+)
+
+RASTER_FORMATS = ("geotiff", "netcdf", "zarr")
+TABLE_FORMATS = ("json", "csv", "parquet", "geojson")
+
+
+@dataclass(frozen=True)
+class Results:
+    """A results document resolved from any source, with what is needed to read its assets."""
+
+    info: ResultsInfo
+    assets: tuple[AssetSpec, ...]
+    auth: Auth
+    results_url: str | None
+    locator: ResultsLocator
+
+
+def load_results(
+    source: Any, *, connection: Any = None, partial: bool = False, assets: Any = None, pickle_token: bool = False
+) -> Results:
+    """Fetch and parse the results document of ``source`` and its item documents (concurrently)."""
+    doc, auth, url = _document(source, connection, partial)
+    info = parse_results(doc, base_url=url)
+    if info.status != "finished" and not partial:
+        raise JobNotFinishedError(
+            f"Job {info.job_id!r} is {info.status}: its results are not complete. Wait for it to finish, "
+            "or pass partial=True to open what it has written so far.",
+            job_id=info.job_id,
+        )
+    specs = info.assets
+    if info.item_links:
+        with ThreadPoolExecutor(max_workers=min(16, len(info.item_links))) as pool:
+            items = list(
+                pool.map(
+                    lambda href: parse_item(get_json(href, auth, what="item document"), base_url=href), info.item_links
+                )
+            )
+        specs = merge_items(specs, items)
+    specs = with_file_name_times(specs)
+    chosen = select(specs, assets)
+    sources = tuple(s for s in (url if url and url.startswith("http") else None, info.canonical_url) if s)
+    locator = ResultsLocator({a.key: a.href for a in specs}, auth, sources, pickle_token=pickle_token)
+    return Results(info=info, assets=chosen, auth=auth, results_url=url, locator=locator)
+
+
+def _document(source: Any, connection: Any, partial: bool) -> tuple[Any, Auth, str | None]:
+    """(document, auth, URL it came from) for every kind of source open_results accepts."""
+    auth = Auth.from_connection(connection) if connection is not None else Auth()
+    kind = type(source).__name__
+    module = type(source).__module__
+    if module.startswith("openeo") and kind == "JobResults":
+        source = source.get_job() if hasattr(source, "get_job") else source._job
+        kind = "BatchJob"
+    if module.startswith("openeo") and kind == "BatchJob":
+        auth = Auth.from_connection(source.connection)
+        return _fetch_results(f"{auth.root}/jobs/{source.job_id}/results", auth, partial, source.job_id)
+    if module.startswith("pystac"):
+        return source.to_dict(), auth, _pystac_self(source)
+    if isinstance(source, Mapping):
+        return source, auth, None
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and not _is_url(source) and Path(source).is_file()):
+        path = Path(source)
+        try:
+            return json.loads(path.read_text()), auth, path.resolve().as_uri()
+        except (OSError, ValueError) as exc:
+            raise ResultsDocumentError(f"{path} is not a readable results document (JSON): {exc}") from None
+    if isinstance(source, str) and _is_url(source):
+        return _fetch_results(source, auth, partial, None)
+    if isinstance(source, str):
+        if connection is None:
+            raise XrOpenEOError(
+                f"{source!r} is neither a URL nor a file; to open the results of job {source!r}, "
+                "also pass connection=<openeo.Connection>"
+            )
+        return _fetch_results(f"{auth.root}/jobs/{source}/results", auth, partial, source)
+    raise TypeError(
+        f"open_results cannot open a {kind}: pass an openeo BatchJob or JobResults, a job id with connection=, "
+        "a results URL, a results document (dict or path), or a pystac Collection/Item"
+    )
+
+
+def _fetch_results(url: str, auth: Auth, partial: bool, job_id: str | None) -> tuple[Any, Auth, str]:
+    from .errors import JobError
+
+    request_url = f"{url}{'&' if '?' in url else '?'}partial=true" if partial else url
+    try:
+        return get_json(request_url, auth, what="results document"), auth, url
+    except JobError as exc:
+        if exc.status == 424:
+            raise JobFailedError(f"{exc} (job {job_id or redact(url)})", job_id=job_id, status=424) from None
+        raise
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def _pystac_self(obj: Any) -> str | None:
+    href = obj.get_self_href() if hasattr(obj, "get_self_href") else None
+    return href if isinstance(href, str) and _is_url(href) else None
+
+
+# -- rasters --------------------------------------------------------------------------------------
+
+
+def open_rasters(results: Results, *, chunks: Any = None, dtype: str | None = None, lazy_arrays: bool = False) -> Any:
+    """The raster assets as a Dataset (or a DataTree when they sit on different grids).
+
+    ``lazy_arrays``: variables are xarray lazily indexed arrays (for the xarray engine, which makes
+    the dask graph itself) instead of dask arrays.
+    """
+    from .assemble import Provenance
+
+    specs = [a for a in results.assets if require_format(a) in RASTER_FORMATS]
+    if not specs:
+        tables = ", ".join(f"{a.key} ({a.media_type})" for a in results.assets) or "none"
+        raise XrOpenEOError(
+            f"These results hold no raster assets (they have: {tables}); use xr_openeo.open_dataframe for tables."
+        )
+    provenance = Provenance(
+        backend=results.auth.root,
+        job_id=results.info.job_id,
+        results_url=results.results_url,
+        asset_keys=tuple(a.key for a in specs),
+        status=results.info.status,
+    )
+    groups: dict[str, Any] = {}
+    geotiffs = [a for a in specs if a.format == "geotiff"]
+    for name, members in _grid_groups(geotiffs).items():
+        groups[name] = _geotiff_dataset(members, results, chunks, dtype, provenance, lazy_arrays)
+    netcdfs = [a for a in specs if a.format == "netcdf"]
+    if netcdfs:
+        groups["netcdf" if groups else "data"] = _netcdf_dataset(netcdfs, results, chunks, provenance)
+    zarrs = [a for a in specs if a.format == "zarr"]
+    for spec in zarrs:
+        groups[spec.key] = _zarr_dataset(spec, results, chunks, provenance)
+    if len(groups) == 1:
+        return next(iter(groups.values()))
+    from .assemble import as_tree
+
+    return as_tree(groups)
+
+
+def _grid_groups(specs: Sequence[AssetSpec]) -> dict[str, list[AssetSpec]]:
+    """GeoTIFF assets grouped by grid and band layout (unknown grids together: one header read for them)."""
+    keyed: dict[Any, list[AssetSpec]] = {}
+    for spec in specs:
+        keyed.setdefault((spec.grid, spec.bands), []).append(spec)
+    if len(keyed) == 1:
+        return {"data": next(iter(keyed.values()))}
+    return {f"grid_{i}": members for i, members in enumerate(keyed.values())}
+
+
+def _geotiff_dataset(
+    specs: Sequence[AssetSpec], results: Results, chunks: Any, dtype: str | None, provenance: Any, lazy_arrays: bool
+) -> Any:
+    from dataclasses import replace
+
+    from .assemble import band_names, raster_dataset, time_steps, unique_names
+    from .lazy import DEFAULT_TILE, band_variable, normalize_chunks, raster_array, spatial_chunks, time_chunks
+    from .readers.geotiff import GeoTIFFReader, file_info
+
+    first = specs[0]
+    grid, tile, file_dtype, nodata = first.grid, DEFAULT_TILE, first.dtype, first.nodata
+    descriptions: tuple[str | None, ...] = ()
+    count = len(first.bands)
+    if grid is None or not count:
+        info = file_info(first, results.locator)  # one header for the whole group
+        grid, tile, descriptions, count = info.grid, info.block_shape[0], info.descriptions, info.count
+        file_dtype = file_dtype or info.dtype
+        nodata = nodata if nodata is not None else info.nodata
+    names = unique_names(band_names(first, count, descriptions))
+    out_dtype = dtype or file_dtype or "float32"
+    fill = nodata if nodata is not None and not _is_float(out_dtype) else None
+    times, steps = time_steps([replace(s, grid=grid) for s in specs])
+    reader = GeoTIFFReader(results.locator, out_dtype, count, fill, grid.shape)
+    keys = [tuple(s.key for s in step) for step in steps]
+    wanted = normalize_chunks(chunks)
+    preferred = {
+        "t": time_chunks(len(keys), wanted["t"])[0],
+        "y": spatial_chunks(grid.shape[0], wanted["y"], tile)[0],
+        "x": spatial_chunks(grid.shape[1], wanted["x"], tile)[0],
+    }
+    if lazy_arrays:
+        variables = {name: band_variable(reader, keys, grid.shape, i) for i, name in enumerate(names)}
+    else:
+        array = raster_array(reader, keys, grid.shape, wanted, tile=tile)
+        variables = {name: array[:, i] for i, name in enumerate(names)}
+    return raster_dataset(variables, grid, times, nodata, provenance, preferred)
+
+
+def _is_float(dtype: str) -> bool:
+    import numpy as np
+
+    return bool(np.issubdtype(np.dtype(dtype), np.floating))
+
+
+def _netcdf_dataset(specs: Sequence[AssetSpec], results: Results, chunks: Any, provenance: Any) -> Any:
+    from .readers.netcdf import combine_netcdf, open_netcdf
+
+    nc_chunks = None if chunks in (None, "auto") else chunks
+    datasets = [open_netcdf(spec, results.locator, chunks=nc_chunks) for spec in specs]
+    ds = datasets[0] if len(datasets) == 1 else combine_netcdf(datasets)
+    ds.attrs.update(provenance.attrs())
+    return ds
+
+
+def _zarr_dataset(spec: AssetSpec, results: Results, chunks: Any, provenance: Any) -> Any:
+    import xarray as xr
+
+    url = results.locator.href(spec.key)
+    storage_options = {"headers": results.locator.headers(url)}
+    ds = xr.open_zarr(url, storage_options=storage_options, chunks=chunks if chunks not in (None,) else {})
+    ds.attrs.update(provenance.attrs())
+    return ds
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+
+def read_tables(results: Results) -> dict[str, Any]:
+    """Every tabular asset as a DataFrame, keyed by asset key."""
+    from .http import fetch
+    from .readers.tabular import read_table
+
+    out = {}
+    for spec in results.assets:
+        if require_format(spec) in TABLE_FORMATS:
+            data, _, _ = fetch(spec.key, results.locator)
+            out[spec.key] = read_table(data, spec)
+    return out
+
+
+# -- public functions -----------------------------------------------------------------------------
+
+
+def open_results(
+    source: Any,
+    *,
+    connection: Any = None,
+    chunks: Any = None,
+    assets: str | Sequence[str] | None = None,
+    partial: bool = False,
+    dtype: str | None = None,
+    pickle_token: bool = False,
+    _lazy_arrays: bool = False,
+) -> Any:
+    """Open the results of an openEO batch job lazily, as a dask-backed :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    source
+        An ``openeo`` ``BatchJob`` or ``JobResults``; a job id (with ``connection``); a results URL
+        (``…/jobs/{id}/results``, or a signed/canonical one that needs no auth); a results document
+        as a dict or a path to one; or a pystac ``Collection``/``Item``.
+    connection
+        The ``openeo.Connection`` whose token authenticates requests under its root URL (only there).
+    chunks
+        ``{"t": k, "y": n, "x": n}``: dates per task (default 1) and spatial chunk sizes (rounded up to
+        whole tiles; default: the whole raster up to 2048 pixels a side, else 1024).
+    assets
+        Asset keys, roles, media types or format names (``"geotiff"``…) to open; default all data assets.
+    partial
+        Open what a running, failed or canceled job has written so far (API 1.2 ``partial=true``).
+    dtype
+        Output dtype of GeoTIFF variables; default the metadata's ``data_type``, else ``float32``
+        (nodata becomes NaN in float output; the original nodata stays in ``encoding["_FillValue"]``).
+    pickle_token
+        Allow the bearer token into pickles of the dask graph, so that workers of a distributed
+        cluster in other processes can renew expired URLs through the authenticated results URL and
+        read hrefs that need the token. Anyone holding such a pickle can use the token until it
+        expires. Without it (the default) workers renew through the signed canonical link only.
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataTree
+        One variable per band with dims ``(t, y, x)``; a DataTree with one group per grid when the
+        assets do not share one. Time series (JSON/CSV/Parquet/GeoJSON) give dims ``(t, geometry)``.
+    """
+    results = load_results(source, connection=connection, partial=partial, assets=assets, pickle_token=pickle_token)
+    formats = {require_format(a) for a in results.assets}
+    if not results.assets:
+        return _empty(results)
+    if formats & set(RASTER_FORMATS):
+        return open_rasters(results, chunks=chunks, dtype=dtype, lazy_arrays=_lazy_arrays)
+    return _tables_as_dataset(results)
+
+
+def open_dataframe(
+    source: Any,
+    *,
+    connection: Any = None,
+    assets: str | Sequence[str] | None = None,
+    partial: bool = False,
+) -> Any:
+    """The tabular results (JSON time series, CSV, Parquet/GeoParquet, GeoJSON) as pandas objects.
+
+    Time series are indexed by ``(t, geometry)`` with one column per band (real band names where
+    the metadata has them); GeoParquet and GeoJSON give GeoDataFrames. Several table assets are
+    concatenated with an ``asset`` index level.
+    """
+    import pandas as pd
+
+    results = load_results(source, connection=connection, partial=partial, assets=assets)
+    tables = read_tables(results)
+    if not tables:
+        have = ", ".join(f"{a.key} ({a.media_type})" for a in results.assets) or "none"
+        raise XrOpenEOError(f"These results hold no tabular assets (they have: {have}); use xr_openeo.open_results.")
+    if len(tables) == 1:
+        return next(iter(tables.values()))
+    return pd.concat(tables, names=["asset"])
+
+
+def _tables_as_dataset(results: Results) -> Any:
+    import xarray as xr
+
+    from .assemble import Provenance
+    from .readers.tabular import timeseries_to_dataset
+
+    provenance = Provenance(
+        backend=results.auth.root,
+        job_id=results.info.job_id,
+        results_url=results.results_url,
+        asset_keys=tuple(a.key for a in results.assets),
+        status=results.info.status,
+    )
+    datasets = []
+    for frame in read_tables(results).values():
+        if isinstance(frame, xr.Dataset):
+            datasets.append(frame)
+        elif {"t", "geometry"} <= set(frame.index.names or ()):
+            datasets.append(timeseries_to_dataset(frame))
+        else:
+            datasets.append(xr.Dataset.from_dataframe(frame.drop(columns="geometry", errors="ignore")))
+    ds = datasets[0] if len(datasets) == 1 else xr.merge(datasets)
+    ds.attrs.update(provenance.attrs())
+    return ds
+
+
+def _empty(results: Results) -> Any:
+    import xarray as xr
+
+    from .assemble import Provenance
+
+    ds = xr.Dataset()
+    ds.attrs.update(
+        Provenance(
+            backend=results.auth.root,
+            job_id=results.info.job_id,
+            results_url=results.results_url,
+            asset_keys=(),
+            status=results.info.status,
+        ).attrs()
+    )
+    return ds

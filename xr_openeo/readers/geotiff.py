@@ -1,0 +1,279 @@
+"""GeoTIFF/COG assets: windows of all bands at once, over HTTP range requests we make ourselves.
+
+GDAL reads through rasterio's Python-opener plugin from :class:`_RemoteFile`, which gets the file
+size from the first ranged GET (``Content-Range``) instead of a HEAD, keeps the first block (the
+COG header) per process, and fetches tiles with ranged GETs through :func:`xr_openeo.http.fetch`
+(retries, renewal of expired URLs, truncation checks). So a file touched by a window costs one
+header request plus the tile requests, servers that refuse HEAD work, and a server that ignores
+Range is detected (its full answer is kept and used). A window covering the whole file is one GET.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..http import AssetLocator, fetch
+from ..results import AssetSpec, Grid
+
+HEADER_BYTES = 64 * 1024
+# GDAL settings every read runs under (they travel with the task, no process-wide state):
+# no sibling-file probing (.aux.xml, .ovr, directory listings).
+GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_PAM_ENABLED": "NO", "GTIFF_REPORT_COMPD_CS": "NO"}
+_CACHE_ENTRIES = 512
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a GeoTIFF's header says: grid, band count and names, dtype, nodata, tile size."""
+
+    grid: Grid
+    count: int
+    descriptions: tuple[str | None, ...]
+    dtype: str
+    nodata: float | None
+    block_shape: tuple[int, int]
+
+
+class _Heads:
+    """Per-process cache of (size, first block, whole file if the server ignored Range) per asset key."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[int, bytes, bool]] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, key: str, locator: AssetLocator) -> tuple[int, bytes, bool]:
+        key_in = key
+        key = f"{getattr(locator, 'scope', id(locator))}|{key}"  # asset keys repeat across jobs
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # one header request per asset, however many threads want it
+            with self._lock:
+                if key in self._entries:
+                    return self._entries[key]
+            data, total, ranged = fetch(key_in, locator, (0, HEADER_BYTES))
+            entry = (total if total is not None else len(data), data, not ranged or len(data) == total)
+            with self._lock:
+                self._entries[key] = entry
+                self._loading.pop(key, None)
+                while len(self._entries) > _CACHE_ENTRIES:
+                    self._entries.popitem(last=False)
+            return entry
+
+
+_HEADS = _Heads()
+
+
+class _RemoteFile(io.RawIOBase):
+    """A seekable read-only file over one asset, for GDAL (through rasterio's opener plugin)."""
+
+    def __init__(self, key: str, locator: AssetLocator) -> None:
+        super().__init__()
+        self._key, self._locator = key, locator
+        self._size, self._head, self._whole = _HEADS.get(key, locator)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _range(self, start: int, stop: int) -> bytes:
+        stop = min(stop, self._size)
+        if start >= stop:
+            return b""
+        if stop <= len(self._head):
+            return self._head[start:stop]
+        data, _, ranged = fetch(self._key, self._locator, (start, stop))
+        return data if ranged else data[start:stop]
+
+    def read(self, size: int = -1) -> bytes:
+        stop = self._size if size is None or size < 0 else self._pos + size
+        data = self._range(self._pos, stop)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def get_byte_ranges(self, offsets: Sequence[int], sizes: Sequence[int]) -> list[bytes]:
+        """GDAL's multi-range read (all tiles of a window): adjacent ranges merge into one GET."""
+        spans = sorted(zip(offsets, sizes, strict=True))
+        merged: list[list[int]] = []
+        for start, size in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], start + size)
+            else:
+                merged.append([start, start + size])
+        blobs = [(start, self._range(start, stop)) for start, stop in merged]
+        out = []
+        for start, size in zip(offsets, sizes, strict=True):
+            for b_start, blob in blobs:
+                if b_start <= start and start + size <= b_start + len(blob):
+                    out.append(blob[start - b_start : start - b_start + size])
+                    break
+        return out
+
+
+def _container(key: str, locator: AssetLocator) -> Any:
+    from rasterio.abc import MultiByteRangeResourceContainer
+
+    class Container(MultiByteRangeResourceContainer):
+        """Serves exactly one file, ``asset.tif``; everything else does not exist (no sidecar probing)."""
+
+        def open(self, path: str, mode: str = "rb", **kwds: Any) -> _RemoteFile:
+            if not path.endswith("asset.tif"):
+                raise FileNotFoundError(path)
+            return _RemoteFile(key, locator)
+
+        def isfile(self, path: str) -> bool:
+            return path.endswith("asset.tif")
+
+        def isdir(self, path: str) -> bool:
+            return False
+
+        def ls(self, path: str) -> list[str]:
+            return []
+
+        def mtime(self, path: str) -> int:
+            return 0
+
+        def rm(self, path: str) -> None:
+            raise PermissionError(path)
+
+        def size(self, path: str) -> int:
+            if not path.endswith("asset.tif"):
+                raise FileNotFoundError(path)
+            return _HEADS.get(key, locator)[0]
+
+    return Container()
+
+
+def _open(key: str, locator: AssetLocator) -> Any:
+    """Open asset ``key`` for GDAL; closes with the ``with`` block.
+
+    A dataset is opened per read and closed after: rasterio keeps its opener registry in a
+    ContextVar and dask runs each task in its own context copy, so a handle cannot outlive its
+    task. Opening is cheap: the header bytes come from the per-process cache, not the network.
+    """
+    import rasterio
+
+    return rasterio.open(f"/xr_openeo/{threading.get_ident()}/asset.tif", opener=_container(key, locator))
+
+
+def file_info(spec: AssetSpec, locator: AssetLocator) -> FileInfo:
+    """Read the header of one asset (one ranged GET): for results documents that lack the grid."""
+    import rasterio
+
+    with rasterio.Env(**GDAL_OPTIONS), _open(spec.key, locator) as ds:
+        t = ds.transform
+        crs = ds.crs.to_string() if ds.crs else ""
+        return FileInfo(
+            grid=Grid(crs, (ds.height, ds.width), (t.a, t.b, t.c, t.d, t.e, t.f)),
+            count=ds.count,
+            descriptions=tuple(ds.descriptions),
+            dtype=ds.dtypes[0],
+            nodata=ds.nodata,
+            block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class GeoTIFFReader:
+    """Reads windows (all bands) of GeoTIFF assets into an output dtype, masking nodata for floats.
+
+    Holds only the locator and options, so it pickles small; headers are cached per process.
+    """
+
+    locator: AssetLocator
+    dtype: str
+    count: int
+    nodata: float | None = None  # fill for integer output where a file has no data
+    shape: tuple[int, int] | None = None
+
+    def read(self, keys: Sequence[str], window: tuple[slice, slice]) -> np.ndarray:
+        """``(count, h, w)`` of the first valid pixel among ``keys`` (same-datetime assets)."""
+        out: np.ndarray | None = None
+        missing: np.ndarray | None = None
+        for key in keys:
+            data, invalid = self._read_one(key, window)
+            if out is None:
+                out, missing = data, invalid
+            else:
+                assert missing is not None
+                fill = missing & ~invalid
+                out[fill] = data[fill]
+                missing &= invalid
+            if missing is not None and not missing.any():
+                break
+        assert out is not None
+        return out
+
+    def _read_one(self, key: str, window: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+        import rasterio
+        from rasterio.windows import Window
+
+        (r0, r1), (c0, c1) = (window[0].start, window[0].stop), (window[1].start, window[1].stop)
+        with rasterio.Env(**GDAL_OPTIONS):
+            if self.shape is not None and (r0, r1, c0, c1) == (0, self.shape[0], 0, self.shape[1]):
+                raw, nodata = self._read_whole(key)
+            else:
+                with _open(key, self.locator) as ds:
+                    raw = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+                    nodata = ds.nodata
+        if raw.shape[0] != self.count:
+            from ..errors import AssetReadError
+
+            raise AssetReadError(
+                f"Asset {key!r} has {raw.shape[0]} bands where the results document says {self.count}; "
+                "open it with assets=[...] on its own",
+                key=key,
+            )
+        invalid = _invalid(raw, nodata)
+        data = raw.astype(self.dtype, copy=False)
+        if np.issubdtype(data.dtype, np.floating):
+            if invalid.any():
+                data = data.copy() if data is raw else data
+                data[invalid] = np.nan
+        elif self.nodata is not None and nodata is not None and nodata != self.nodata:
+            data = data.copy() if data is raw else data
+            data[invalid] = self.nodata
+        return data, invalid
+
+    def _read_whole(self, key: str) -> tuple[np.ndarray, float | None]:
+        """One GET of the whole file (a task that needs all of it), read from memory."""
+        from rasterio.io import MemoryFile
+
+        data, _, _ = fetch(key, self.locator)
+        with MemoryFile(data) as memfile, memfile.open() as ds:
+            raw, nodata = ds.read(), ds.nodata
+        return raw, nodata
+
+
+def _invalid(raw: np.ndarray, nodata: float | None) -> np.ndarray:
+    if nodata is None:
+        return np.isnan(raw) if np.issubdtype(raw.dtype, np.floating) else np.zeros(raw.shape, dtype=bool)
+    if np.isnan(nodata):
+        return np.isnan(raw)
+    return raw == nodata
