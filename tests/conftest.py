@@ -35,7 +35,22 @@ def openapi():
     # so no process list could ever validate. The intent is "any of these".
     json_schema = spec["components"]["schemas"]["process_json_schema"]
     json_schema["anyOf"] = json_schema.pop("oneOf")
+    # Another: `nullable: true` next to `allOf` (the results Item's geometry, which the spec's own text
+    # allows to be null) means nothing in OpenAPI 3.0, so null would be refused. Say it with anyOf.
+    _nullable_allof_to_anyof(spec)
     return OpenAPI.from_dict(spec)
+
+
+def _nullable_allof_to_anyof(node) -> None:
+    if isinstance(node, dict):
+        if node.get("nullable") is True and "allOf" in node and "type" not in node:
+            node.pop("nullable")
+            node["anyOf"] = [{"allOf": node.pop("allOf")}, {"type": "object", "nullable": True, "enum": [None]}]
+        for value in node.values():
+            _nullable_allof_to_anyof(value)
+    elif isinstance(node, list):
+        for value in node:
+            _nullable_allof_to_anyof(value)
 
 
 def is_spec_path(path: str) -> bool:

@@ -1,0 +1,162 @@
+"""open_results beyond one plain GeoTIFF job: tables, partial results, merging, several grids, import cost."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import xarray as xr
+from conftest import SMALL_EXTENT
+from pyproj import Transformer
+
+import xr_openeo
+from xr_openeo.errors import XrOpenEOError
+
+
+def polygons() -> dict:
+    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
+
+    def rect(x0, y0, x1, y1):
+        ring = [to_lonlat.transform(x, y) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]
+        return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+    return {
+        "type": "FeatureCollection",
+        "features": [rect(640100, 5689100, 640400, 5689400), rect(640700, 5688900, 641100, 5689800)],
+    }
+
+
+def finished(job):
+    job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
+    return job
+
+
+def timeseries_job(connection, out_format, **options):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+    return finished(
+        cube.aggregate_spatial(polygons(), "mean").create_job(out_format=out_format, job_options=options or None)
+    )
+
+
+@pytest.mark.parametrize("style", [{}, {"stac-version": "1.1"}, {"results-style": "item"}])
+def test_time_series_formats_agree_with_their_downloads(backend, connection, style):
+    frames = {}
+    for fmt in ("JSON", "CSV", "Parquet"):
+        job = timeseries_job(connection, fmt, **style)
+        frame = xr_openeo.open_dataframe(job)
+        assert list(frame.index.names) == ["t", "geometry"] and {"B04", "B08"} <= set(frame.columns)
+        frames[fmt] = frame[["B04", "B08"]].astype("float64")
+        asset = job.get_results().get_assets()[0]
+        raw = requests.get(asset.href, timeout=10).content
+        if fmt == "CSV":
+            direct = pd.read_csv(io.BytesIO(raw))
+            assert np.allclose(np.sort(direct.B04.to_numpy()), np.sort(frame.B04.to_numpy()))
+        ds = xr_openeo.open_results(job)
+        assert ds.B04.dims == ("t", "geometry") and ds.sizes == {"t": 3, "geometry": 2}
+        assert ds.attrs["openeo:job_id"] == job.job_id
+    pd.testing.assert_frame_equal(frames["JSON"], frames["Parquet"], check_dtype=False)
+    pd.testing.assert_frame_equal(frames["JSON"], frames["CSV"], check_dtype=False, rtol=1e-6)
+
+
+def test_json_time_series_uses_the_backends_own_parser_values(backend, connection):
+    from openeo.rest.conversions import timeseries_json_to_pandas
+
+    job = timeseries_job(connection, "JSON")
+    ours = xr_openeo.open_dataframe(job)
+    theirs = timeseries_json_to_pandas(job.get_results().get_asset().load_json())
+    np.testing.assert_allclose(np.sort(ours.to_numpy().ravel()), np.sort(theirs.to_numpy().ravel()))
+
+
+def test_geojson_results_are_a_geodataframe(backend, connection):
+    frame = xr_openeo.open_dataframe(timeseries_job(connection, "GeoJSON"))
+    assert frame.crs.to_epsg() == 4326 and len(frame) == 2
+
+
+def test_open_dataframe_refuses_rasters_with_a_way_out(backend, connection):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04"])
+    job = finished(cube.create_job(out_format="GTiff"))
+    with pytest.raises(XrOpenEOError, match="open_results"):
+        xr_openeo.open_dataframe(job)
+
+
+def test_partial_results_of_a_running_job(backend, connection):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04"])
+    job = cube.create_job(out_format="GTiff", job_options={"faults": {"run_duration": 4}})
+    job.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        doc = connection.get(f"/jobs/{job.job_id}/results", params={"partial": "true"}).json()
+        if 0 < len(doc["assets"]) < 3:
+            break
+        time.sleep(0.05)
+    ds = xr_openeo.open_results(job, partial=True)
+    assert ds.attrs["openeo:status"] == "running"
+    assert 1 <= ds.sizes["t"] < 3
+    assert np.isfinite(ds.B04.isel(t=0).values).any()
+    job.stop()
+
+
+def test_same_datetime_assets_merge_first_valid_pixel(backend, connection):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+    job = finished(cube.create_job(out_format="GTiff"))
+    doc = connection.get(f"/jobs/{job.job_id}/results").json()
+    keys = sorted(doc["assets"])
+    # Claim the 2nd and 3rd dates were taken at the same time as the first: three files, one date.
+    for key in keys:
+        doc["assets"][key]["datetime"] = "2023-01-01T00:00:00Z"
+    merged = xr_openeo.open_results(doc).load()
+    assert merged.sizes["t"] == 1
+    separate = xr_openeo.open_results(job).load()
+    expected = separate.B04.isel(t=0).fillna(separate.B04.isel(t=1)).fillna(separate.B04.isel(t=2))
+    np.testing.assert_array_equal(merged.B04.isel(t=0).values, expected.values)
+    assert np.isnan(separate.B04.isel(t=0).values).sum() > np.isnan(merged.B04.values).sum()
+
+
+def test_assets_on_different_grids_come_back_as_groups(backend, connection):
+    small = {"west": 640000, "south": 5689000, "east": 641000, "north": 5690000, "crs": 32631}
+    jobs = [
+        finished(
+            connection.load_collection(
+                "SENTINEL2_L2A", spatial_extent=extent, bands=["B04"], temporal_extent=["2023-01-01", "2023-01-02"]
+            ).create_job(out_format="GTiff")
+        )
+        for extent in (SMALL_EXTENT, small)
+    ]
+    docs = [connection.get(f"/jobs/{j.job_id}/results").json() for j in jobs]
+    combined = dict(docs[0])
+    combined["links"] = []
+    combined["assets"] = {
+        "big.tif": next(iter(docs[0]["assets"].values())),
+        "small.tif": next(iter(docs[1]["assets"].values())),
+    }
+    tree = xr_openeo.open_results(combined)
+    assert isinstance(tree, xr.DataTree)
+    sizes = sorted(tree[group].dataset.sizes["x"] for group in tree.children)
+    assert sizes == [100, 256]
+    with pytest.raises(ValueError, match="different grids"):
+        xr.open_dataset(combined, engine="openeo")
+
+
+def test_selecting_assets(backend, connection):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04"])
+    job = finished(cube.create_job(out_format="GTiff"))
+    ds = xr_openeo.open_results(job, assets=["openEO_2023-01-06Z.tif"])
+    assert [str(t)[:10] for t in ds.t.values] == ["2023-01-06"]
+    with pytest.raises(XrOpenEOError, match="matches no asset"):
+        xr_openeo.open_results(job, assets="nope.tif")
+
+
+def test_importing_is_cheap():
+    code = (
+        "import sys, xr_openeo, xr_openeo.backend\n"
+        "heavy = [m for m in ('rasterio', 'h5py', 'openeo', 'dask.array', 'requests') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
