@@ -72,3 +72,7 @@ class UnsupportedMediaTypeError(XrOpenEOError):
         super().__init__(message)
         self.key = key
         self.media_type = media_type
+
+
+class JobTimeoutError(JobError):
+    """Waiting for a job took longer than ``timeout``; the job itself keeps running."""
