@@ -10,7 +10,10 @@ def test_demo_runs_a_job_opens_it_lazily_and_writes_a_plot(tmp_path):
     plot = tmp_path / "demo.png"
     out = subprocess.run(
         [sys.executable, "-m", "xr_openeo", "demo", "--dates", "2", "--size", "64", "--plot", str(plot)],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
     assert "Job finished" in out and "dask.array" in out and "Mean NDVI per date" in out
     assert plot.read_bytes().startswith(b"\x89PNG")

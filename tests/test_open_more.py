@@ -16,6 +16,7 @@ from conftest import SMALL_EXTENT
 from pyproj import Transformer
 
 import xr_openeo
+import xr_openeo.errors
 from xr_openeo.errors import XrOpenEOError
 
 
@@ -160,3 +161,25 @@ def test_importing_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_zarr_results_open_through_xarrays_zarr_engine(backend, connection, signed):
+    import pickle
+
+    def job(fmt):
+        cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+        return finished(cube.create_job(out_format=fmt, job_options={"faults": {"signed_urls": signed}}))
+
+    ds = xr_openeo.open_results(job("Zarr"))
+    assert ds.B04.dims == ("t", "y", "x") and ds.rio.crs.to_epsg() == 32631
+    assert ds.B04.chunks is not None
+    expected = xr_openeo.open_results(job("GTiff")).load()
+    np.testing.assert_array_equal(ds.B04.values, expected.B04.values)
+    if signed:
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds)).B08.values, expected.B08.values)
+    else:  # hrefs that need the token: pickles carry it only when asked to
+        with pytest.raises(xr_openeo.errors.AssetReadError, match="pickle_token=True"):
+            pickle.loads(pickle.dumps(ds)).B08.load()
+        allowed = xr_openeo.open_results(job("Zarr"), pickle_token=True)
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(allowed)).B08.values, expected.B08.values)

@@ -230,11 +230,9 @@ def _netcdf_dataset(specs: Sequence[AssetSpec], results: Results, chunks: Any, p
 
 
 def _zarr_dataset(spec: AssetSpec, results: Results, chunks: Any, provenance: Any) -> Any:
-    import xarray as xr
+    from .readers.zarr import open_zarr
 
-    url = results.locator.href(spec.key)
-    storage_options = {"headers": results.locator.headers(url)}
-    ds = xr.open_zarr(url, storage_options=storage_options, chunks=chunks if chunks not in (None,) else {})
+    ds = open_zarr(spec, results.locator, chunks=None if chunks in (None, "auto") else chunks)
     ds.attrs.update(provenance.attrs())
     return ds
 

@@ -246,19 +246,36 @@ def _count(name: str) -> None:
         stats[name] += 1
 
 
-def fetch(key: str, locator: AssetLocator, byte_range: tuple[int, int] | None = None) -> tuple[bytes, int | None, bool]:
+def member_url(url: str, inner: str | None) -> str:
+    """The URL of file ``inner`` inside the folder asset at ``url`` (keeping its signing query)."""
+    if not inner:
+        return url
+    parts = urlsplit(url)
+    return parts._replace(path=parts.path.rstrip("/") + "/" + inner.lstrip("/")).geturl()
+
+
+def fetch(
+    key: str,
+    locator: AssetLocator,
+    byte_range: tuple[int, int] | None = None,
+    *,
+    inner: str | None = None,
+    missing_ok: bool = False,
+) -> tuple[bytes, int | None, bool]:
     """The bytes of asset ``key`` (all, or ``byte_range`` = [start, stop)), checked complete.
 
     Returns ``(data, total_size, ranged)``; ``ranged`` is False when the server ignored the Range
     header and sent the whole file (``data`` is then the whole file). Transient failures (connection
     errors, dropped or truncated bodies, 429/5xx) are retried with backoff; an expired or refused
     signed URL is renewed once through the locator. Anything else raises :class:`AssetReadError`
-    naming the asset, the redacted href and the HTTP status.
+    naming the asset, the redacted href and the HTTP status. ``inner`` reads a file inside a folder
+    asset (a Zarr store); ``missing_ok`` answers a 404 with ``(b"", None, False)`` instead of raising.
     """
-    url = locator.href(key)
-    if isinstance(locator, ResultsLocator) and locator.expired(url):
-        url = locator.renew(key, url)
+    base = locator.href(key)
+    if isinstance(locator, ResultsLocator) and locator.expired(base):
+        base = locator.renew(key, base)
         _count("renewals")
+    url = member_url(base, inner)
     renewed = False
     status: int | None = None
     problem = ""
@@ -277,11 +294,14 @@ def fetch(key: str, locator: AssetLocator, byte_range: tuple[int, int] | None = 
             log.debug("retrying %s of %s: %s", key, redact(url), problem)
             continue
         status = response.status_code
+        if status == 404 and missing_ok:
+            return b"", None, False
         if status in EXPIRED_STATUSES and (status != 400 or _expired_body(response)):
             if renewed:  # refused again with a fresh URL: not an expiry
                 problem = f"HTTP {status}: {_error_text(response)}"
                 break
-            url = locator.renew(key, url)
+            base = locator.renew(key, base)
+            url = member_url(base, inner)
             renewed = True
             _count("renewals")
             continue
@@ -293,6 +313,11 @@ def fetch(key: str, locator: AssetLocator, byte_range: tuple[int, int] | None = 
             continue
         if status not in (200, 206):
             problem = f"HTTP {status}: {_error_text(response)}"
+            if status == 401 and "Authorization" not in headers:
+                problem += (
+                    ". This URL needs the backend's bearer token, which this process does not have: a dask "
+                    "graph carries it only when opened with pickle_token=True (see its docstring for what that means)"
+                )
             break
         length = response.headers.get("Content-Length")
         if length is not None and int(length) != len(data):

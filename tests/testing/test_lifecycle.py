@@ -164,5 +164,5 @@ def test_well_known_and_capabilities(backend):
     processes = requests.get(f"{backend.url}/processes", timeout=10).json()["processes"]
     assert {"load_collection", "save_result", "ndvi", "aggregate_spatial"} <= {p["id"] for p in processes}
     formats = requests.get(f"{backend.url}/file_formats", timeout=10).json()["output"]
-    assert set(formats) == {"GTiff", "netCDF", "JSON", "CSV", "Parquet", "GeoJSON"}
+    assert set(formats) == {"GTiff", "netCDF", "JSON", "CSV", "Parquet", "GeoJSON", "Zarr"}
     json.dumps(caps)

@@ -375,7 +375,7 @@ def test_geojson_without_time_names_properties_by_band(tmp_path):
 # --- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("format", ["PNG", "zarr", ""])
+@pytest.mark.parametrize("format", ["PNG", "GPKG", ""])
 def test_unknown_format_names_the_supported_ones(tmp_path, format):
     with pytest.raises(ValueError, match=rf"unsupported format '{format}'.*GTiff.*GeoJSON"):
         save_result(raster(), format, None, tmp_path, crs_epsg=EPSG)
@@ -383,7 +383,7 @@ def test_unknown_format_names_the_supported_ones(tmp_path, format):
 
 @pytest.mark.parametrize("format", ["CSV", "parquet", "GeoJSON"])
 def test_raster_cube_to_a_vector_format_is_refused(tmp_path, format):
-    with pytest.raises(ValueError, match=rf"format '{format}' cannot hold a raster cube.*GTiff, netCDF or JSON"):
+    with pytest.raises(ValueError, match=rf"format '{format}' cannot hold a raster cube.*GTiff, netCDF, Zarr or JSON"):
         save_result(raster(), format, None, tmp_path, crs_epsg=EPSG)
     assert list(tmp_path.iterdir()) == []
 
@@ -412,3 +412,13 @@ def test_unwritable_raster_cubes_are_refused(tmp_path, cube, message):
 def test_filename_prefix_must_be_a_file_name(tmp_path, prefix):
     with pytest.raises(ValueError, match="filename_prefix"):
         save_result(raster(), "GTiff", {"filename_prefix": prefix}, tmp_path, crs_epsg=EPSG)
+
+
+def test_zarr_is_a_consolidated_store_with_one_variable_per_band(tmp_path):
+    import xarray as xr
+
+    (asset,) = save_result(raster(), "ZARR", None, tmp_path, crs_epsg=EPSG)
+    assert asset.key == "openEO.zarr" and asset.path.is_dir() and asset.media_type == "application/vnd+zarr"
+    assert asset.file_size > 0 and asset.member(".zmetadata") is not None and asset.member("../x") is None
+    ds = xr.open_zarr(asset.path, consolidated=True)
+    assert set(ds.data_vars) >= set(asset.bands) and "crs_wkt" in ds["crs"].attrs

@@ -30,4 +30,15 @@ class WrittenAsset:
 
     @property
     def file_size(self) -> int:
+        """Bytes of the file (of all files, for a folder asset such as a Zarr store)."""
+        if self.path.is_dir():
+            return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return self.path.stat().st_size
+
+    def member(self, inner: str) -> Path | None:
+        """The file ``inner`` inside a folder asset (None if absent or outside the folder)."""
+        if not self.path.is_dir():
+            return None
+        candidate = (self.path / inner).resolve()
+        root = self.path.resolve()
+        return candidate if candidate.is_file() and root in candidate.parents else None

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -37,6 +37,7 @@ OUTPUT_FORMATS = {
     "CSV": ("vector", "Time series of aggregate_spatial as a table"),
     "Parquet": ("vector", "Time series joined with their geometries (GeoParquet)"),
     "GeoJSON": ("vector", "Vector cube as a FeatureCollection in EPSG:4326"),
+    "Zarr": ("raster", "Zarr v2 store (a folder), one variable per band"),
 }
 
 ENDPOINTS = [
@@ -347,14 +348,18 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
         return item_response(own_job(job_id), item_id)
 
     @bp.route("/jobs/<job_id>/results/assets/<user_b64>/<signature>/<filename>", methods=["GET", "HEAD"])
-    def signed_asset(job_id: str, user_b64: str, signature: str, filename: str):
+    @bp.route("/jobs/<job_id>/results/assets/<user_b64>/<signature>/<filename>/<path:inner>", methods=["GET", "HEAD"])
+    def signed_asset(job_id: str, user_b64: str, signature: str, filename: str, inner: str | None = None):
         job = any_job(job_id)
-        check_signature(job, user_b64, signature, f"assets/{filename}")
-        return asset_response(job, filename)
+        if any(a.key == user_b64 for a in job.assets):  # an unsigned URL of a file deep inside a folder asset
+            return asset(job_id, user_b64, "/".join(p for p in (signature, filename, inner) if p))
+        check_signature(job, user_b64, signature, f"assets/{filename}")  # one signature covers a folder asset
+        return asset_response(job, filename, inner)
 
     @bp.route("/jobs/<job_id>/results/assets/<filename>", methods=["GET", "HEAD"])
-    def asset(job_id: str, filename: str):
-        return asset_response(own_job(job_id), filename)
+    @bp.route("/jobs/<job_id>/results/assets/<filename>/<path:inner>", methods=["GET", "HEAD"])
+    def asset(job_id: str, filename: str, inner: str | None = None):
+        return asset_response(own_job(job_id), filename, inner)
 
     def urls_for(job: Job) -> _Urls:
         return _Urls(root(), job, state.signer)
@@ -384,12 +389,18 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
             raise ApiError(404, "ItemNotFound", f"Job {job.id!r} has no result item {item_id!r}")
         return jsonify(item_document(summary, item_id, assets, style=style, urls=urls_for(job)))
 
-    def asset_response(job: Job, filename: str) -> Response:
+    def asset_response(job: Job, filename: str, inner: str | None = None) -> Response:
         with state.jobs.lock:
             found = [a for a in job.assets if a.key == filename]
         if not found:
             raise ApiError(404, "AssetNotFound", f"Job {job.id!r} has no result asset {filename!r}")
-        return _serve_file(found[0], job.faults, state)
+        asset = found[0]
+        if inner is not None or asset.path.is_dir():
+            member = asset.member(inner or "")
+            if member is None:
+                raise ApiError(404, "AssetNotFound", f"Result asset {filename!r} has no file {inner!r}")
+            asset = replace(asset, key=f"{asset.key}/{inner}", path=member, media_type="application/octet-stream")
+        return _serve_file(asset, job.faults, state)
 
     return bp
 

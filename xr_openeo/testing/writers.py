@@ -39,8 +39,9 @@ _FORMATS = {
     "parquet": "Parquet",
     "geoparquet": "Parquet",
     "geojson": "GeoJSON",
+    "zarr": "Zarr",
 }
-_ACCEPTED = {"raster": ("GTiff", "netCDF", "JSON"), "vector": ("JSON", "CSV", "Parquet", "GeoJSON")}
+_ACCEPTED = {"raster": ("GTiff", "netCDF", "Zarr", "JSON"), "vector": ("JSON", "CSV", "Parquet", "GeoJSON")}
 _RASTER_DIMS = ("t", "bands", "y", "x")
 _VECTOR_DIMS = ("geometry", "t", "bands")
 
@@ -108,7 +109,7 @@ def _canonical_format(format: str) -> str:
     except KeyError:
         raise ValueError(
             f"save_result: unsupported format {format!r}; supported formats are GTiff (alias GeoTIFF, COG), "
-            "netCDF (alias nc), JSON, CSV, Parquet (alias GeoParquet) and GeoJSON."
+            "netCDF (alias nc), Zarr, JSON, CSV, Parquet (alias GeoParquet) and GeoJSON."
         ) from None
 
 
@@ -142,6 +143,8 @@ def _write_raster(
     grid = _Grid.of(cube, crs_epsg)
     if fmt == "GTiff":
         yield from _write_gtiff(cube, grid, out_dir, prefix, nodata, blocksize)
+    elif fmt == "Zarr":
+        yield _write_zarr(cube, grid, out_dir / f"{prefix}.zarr", nodata)
     else:
         yield _write_netcdf(cube, grid, out_dir / f"{prefix}.nc", nodata)
 
@@ -318,6 +321,25 @@ def _write_cog(
     ) as dst:
         dst.write(array)
         dst.descriptions = bands
+
+
+# --- Zarr ---
+
+
+def _write_zarr(cube: xr.DataArray, grid: _Grid, path: Path, nodata: float | int) -> WrittenAsset:
+    """A Zarr v2 store (a folder), one variable per band, consolidated metadata, CRS as a ``crs`` variable."""
+    ds = cube.to_dataset(dim="bands")
+    for name in ds.data_vars:
+        ds[name].attrs["grid_mapping"] = "crs"
+        ds[name].encoding["_FillValue"] = _nodata(cube.dtype, nodata)
+    ds["crs"] = xr.DataArray(0, attrs={"crs_wkt": pyproj.CRS.from_epsg(grid.crs_epsg).to_wkt()})
+    chunks = {d: (1 if d == "t" else min(cube.sizes[d], _NETCDF_TILE)) for d in ds.dims}
+    # Explicit scheduler: a dask.distributed Client may be the process-wide default.
+    ds.chunk(chunks).to_zarr(path, mode="w", zarr_format=2, consolidated=True, compute=False).compute(
+        scheduler="threads"
+    )
+    times = _timestamps(cube) if "t" in cube.dims else None
+    return _raster_asset(path, "application/vnd+zarr", cube, grid, nodata, times=times)
 
 
 # --- netCDF ---
