@@ -15,5 +15,5 @@ def test_demo_runs_a_job_opens_it_lazily_and_writes_a_plot(tmp_path):
         timeout=300,
         check=True,
     ).stdout
-    assert "Job finished" in out and "dask.array" in out and "Mean NDVI per date" in out
+    assert "finished in" in out and "dask.array" in out and "Mean NDVI per date" in out
     assert plot.read_bytes().startswith(b"\x89PNG")

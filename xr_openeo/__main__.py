@@ -7,6 +7,7 @@ statistic is computed from them (reading only then) and a PNG plot is written.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
@@ -32,10 +33,15 @@ def _plot(data: object, path: str) -> str:
 
 
 def demo(dates: int, size: int, url: str | None, plot: str = "xr_openeo-demo.png") -> int:
-    """Run an NDVI batch job on the local backend (or ``url``) and list what it produced."""
+    """Run an NDVI batch job on the local backend (or ``url``), open it lazily, compute and plot."""
     import openeo
 
+    from . import compute_batch
     from .testing import LocalBackend, SyntheticCollection
+
+    # Progress goes through logging when stderr is not a terminal; show it.
+    logging.basicConfig(level=logging.WARNING, format="  %(message)s")
+    logging.getLogger("xr_openeo").setLevel(logging.INFO)
 
     backend = None
     if url is None:
@@ -50,18 +56,11 @@ def demo(dates: int, size: int, url: str | None, plot: str = "xr_openeo-demo.png
             temporal_extent=["2023-01-01", "2024-01-01"],
             bands=["B04", "B08"],
         )
-        ndvi = cube.ndvi(red="B04", nir="B08", target_band="NDVI")
-        job = ndvi.create_job(out_format="GTiff", title="xr_openeo demo: NDVI")
-        print(f"Created batch job {job.job_id}; starting it")
+        cube = cube.ndvi(red="B04", nir="B08", target_band="NDVI")
+        print("Running the NDVI graph as a batch job: xr_openeo.compute_batch(cube)")
         started = time.monotonic()
-        job.start_and_wait(max_poll_interval=1, print=lambda msg: print(f"  {msg}"))
-        print(f"Job finished in {time.monotonic() - started:.1f} s. Its assets:")
-        for asset in job.get_results().get_assets():
-            print(f"  {asset.key:32s} {asset.media_type}")
-
-        from . import open_results
-
-        ds = open_results(job)
+        ds = compute_batch(cube, title="xr_openeo demo: NDVI")
+        print(f"Job {ds.openeo.job_id} finished in {time.monotonic() - started:.1f} s.")
         print("\nThe results, opened lazily (nothing read yet):")
         print(ds)
         ndvi = "NDVI"  # ndvi(target_band=...) appends the NDVI band to B04 and B08
@@ -69,7 +68,7 @@ def demo(dates: int, size: int, url: str | None, plot: str = "xr_openeo-demo.png
         print(f"\nMean {ndvi} per date (reads the files now):")
         for t, value in zip(mean.t.values, mean.values, strict=True):
             print(f"  {str(t)[:10]}  {value:.4f}")
-        print(f"Read {_asset_bytes(backend, job.job_id)}")
+        print(f"Read {_asset_bytes(backend, ds.openeo.job_id)}")
         print(f"Plot written to {_plot(ds[ndvi].isel(t=0), plot)}")
     finally:
         if backend is not None:

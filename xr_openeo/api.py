@@ -70,12 +70,19 @@ def load_results(
 def _document(source: Any, connection: Any, partial: bool) -> tuple[Any, Auth, str | None]:
     """(document, auth, URL it came from) for every kind of source open_results accepts."""
     auth = Auth.from_connection(connection) if connection is not None else Auth()
+    if connection is not None:
+        from .jobs import remember_connection
+
+        remember_connection(connection)
     kind = type(source).__name__
     module = type(source).__module__
     if module.startswith("openeo") and kind == "JobResults":
         source = source.get_job() if hasattr(source, "get_job") else source._job
         kind = "BatchJob"
     if module.startswith("openeo") and kind == "BatchJob":
+        from .jobs import remember_connection
+
+        remember_connection(source.connection)
         auth = Auth.from_connection(source.connection)
         return _fetch_results(f"{auth.root}/jobs/{source.job_id}/results", auth, partial, source.job_id)
     if module.startswith("pystac"):
@@ -375,3 +382,91 @@ def _empty(results: Results) -> Any:
         ).attrs()
     )
     return ds
+
+
+def compute_batch(
+    cube: Any,
+    *,
+    connection: Any = None,
+    title: str | None = None,
+    description: str | None = None,
+    out_format: str | None = None,
+    job_options: Mapping[str, Any] | None = None,
+    chunks: Any = None,
+    progress: bool | str = True,
+    timeout: float | None = None,
+    cancel_on_interrupt: bool = True,
+    reuse: bool = False,
+    assets: str | Sequence[str] | None = None,
+    dtype: str | None = None,
+    pickle_token: bool = False,
+) -> Any:
+    """Run ``cube`` as an openEO batch job, wait for it, and open its results lazily.
+
+    Parameters
+    ----------
+    cube
+        An ``openeo`` DataCube or VectorCube, or a process graph (dict, JSON string or path) with
+        ``connection``.
+    title, description, job_options
+        Passed to the job. ``out_format``: format of the ``save_result`` added when the graph has none.
+    progress, timeout, cancel_on_interrupt
+        How to wait: a progress bar (or widget, or log lines; False for none); seconds before
+        :class:`~xr_openeo.errors.JobTimeoutError` (the job keeps running); cancel the job on Ctrl-C.
+    reuse
+        Open the results of a finished job of this user with the same process graph (and job
+        options) when there is one, instead of running a new job.
+    chunks, assets, dtype, pickle_token
+        As for :func:`open_results`.
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataTree
+        Dask-backed; time series as dims ``(t, geometry)``. Raises
+        :class:`~xr_openeo.errors.JobFailedError` with the job's error logs when it fails.
+    """
+    from . import jobs
+
+    conn, graph = jobs.prepare_process_graph(cube, connection=connection, out_format=out_format)
+    jobs.remember_connection(conn)
+    job = jobs.find_reusable(conn, graph, job_options) if reuse else None
+    if job is None:
+        job = jobs.as_batch_job(graph, connection=conn, title=title, description=description, job_options=job_options)
+        jobs.wait(job, progress=progress, timeout=timeout, cancel_on_interrupt=cancel_on_interrupt)
+    return open_results(job, chunks=chunks, assets=assets, dtype=dtype, pickle_token=pickle_token)
+
+
+def from_cube(cube: Any) -> Any:
+    """A deferred :class:`xarray.Dataset` bound to ``cube``'s process graph; no request is sent.
+
+    It shows what the client knows of the cube (dimension names, band labels, extents) as
+    coordinates and attributes and holds no data variables: result shapes are known only once the
+    backend has run. ``ds.openeo.compute_batch()`` runs it.
+    """
+    import xarray as xr
+
+    from . import jobs
+
+    graph = cube.flat_graph() if hasattr(cube, "flat_graph") else None
+    if graph is None:
+        raise TypeError(f"from_cube needs an openeo DataCube or VectorCube, got {type(cube).__name__}")
+    connection = getattr(cube, "connection", None)
+    if connection is not None:
+        jobs.remember_connection(connection)
+    coords: dict[str, Any] = {}
+    attrs: dict[str, Any] = {
+        "openeo:status": "not computed yet: call ds.openeo.compute_batch() to run it as a batch job",
+        "openeo:process_graph": json.dumps(graph),
+        "openeo:backend": connection.root_url.rstrip("/") if connection is not None else "",
+    }
+    metadata = getattr(cube, "metadata", None)
+    if metadata is not None:
+        attrs["openeo:dimensions"] = [str(d) for d in metadata.dimension_names()]
+        if metadata.has_band_dimension():
+            coords["bands"] = list(metadata.band_names)
+        if metadata.has_temporal_dimension():
+            extent = metadata.temporal_dimension.extent
+            attrs["openeo:temporal_extent"] = [str(v) for v in (extent or []) if v is not None]
+        for dim in metadata.spatial_dimensions:
+            attrs[f"openeo:{dim.name}_extent"] = [float(v) for v in (dim.extent or []) if v is not None]
+    return xr.Dataset(coords=coords, attrs=attrs)

@@ -963,3 +963,33 @@ def wait(
         raise
     finally:
         waiter.display.close()
+
+
+# -- connections for datasets that came from openEO ----------------------------------------------
+
+_CONNECTIONS: dict[str, openeo.Connection] = {}
+
+
+def remember_connection(connection: openeo.Connection) -> None:
+    """Keep ``connection`` (in this process only) so that datasets from its backend can reach their jobs."""
+    _CONNECTIONS[connection.root_url.rstrip("/")] = connection
+
+
+def connection_for(root: str | None) -> openeo.Connection:
+    """The connection remembered for backend ``root``, or an error that says how to provide one."""
+    if root and root.rstrip("/") in _CONNECTIONS:
+        return _CONNECTIONS[root.rstrip("/")]
+    raise XrOpenEOError(
+        f"No connection to {root or 'the backend'} in this process: open the results with connection= "
+        "(or from a BatchJob), or call xr_openeo.jobs.remember_connection(openeo.connect(url).authenticate_…())"
+    )
+
+
+def batch_job(connection: openeo.Connection, job_id: str) -> openeo.BatchJob:
+    """The ``BatchJob`` of ``job_id`` on ``connection`` (no request)."""
+    return connection.job(job_id)
+
+
+def load_results_cube(connection: openeo.Connection, url: str) -> Any:
+    """An ``openeo`` DataCube that loads these results on the backend (``load_stac`` of ``url``)."""
+    return connection.load_stac(url)
