@@ -97,7 +97,7 @@ def test_reuse_submits_no_new_job(backend, connection):
     second = xr_openeo.compute_batch(ndvi_cube(connection), reuse=True, progress=False)
     assert posts(backend) == before
     assert second.openeo.job_id == first.openeo.job_id
-    xr.testing.assert_identical(first.load(), second.load())
+    xr.testing.assert_equal(first.load(), second.load())
     other = xr_openeo.compute_batch(
         ndvi_cube(connection, temporal_extent=["2023-01-01", "2023-01-07"]), reuse=True, progress=False
     )
@@ -117,11 +117,33 @@ def test_the_accessor(backend, connection):
     assert "REDACTED" in table.href.iloc[0] and table.bands.iloc[0] == ["B04", "B08", "NDVI"]
     assert acc.results_url.endswith(f"/jobs/{acc.job_id}/results")
     fresh = acc.refresh()
-    xr.testing.assert_identical(fresh.load(), ds.load())
+    xr.testing.assert_equal(fresh.load(), ds.load())
     remote = acc.cube
     assert "load_stac" in {n["process_id"] for n in remote.flat_graph().values()}
     html = acc._repr_html_()
-    assert acc.job_id in html and "finished" in html
+    assert acc.job_id in html and "finished" in html and "created" in html and "openEO_2023-01-06Z.tif" in html
     again = acc.compute_batch(progress=False)
     assert again.openeo.job_id != acc.job_id
     xr.testing.assert_equal(again.load(), ds.load())
+
+
+@pytest.mark.parametrize("first", ["xr_openeo", "openeo_processes_dask.process_implementations"])
+def test_coexists_with_openeo_processes_dask_in_either_import_order(first):
+    import subprocess
+    import sys
+
+    second = "openeo_processes_dask.process_implementations" if first == "xr_openeo" else "xr_openeo"
+    code = (
+        f"import {first}\nimport {second}\nimport xarray as xr\n"
+        "assert hasattr(xr.Dataset, 'openeo') and hasattr(xr.DataArray, 'openeo')\n"
+        "from openeo_processes_dask.process_implementations.cubes.reduce import reduce_dimension\n"
+    )
+    # Warnings are errors, except the third-party ones pyproject.toml lists (same modules, same reasons).
+    ignores = [
+        "ignore::DeprecationWarning:planetary_computer.sas",
+        "ignore::ResourceWarning:openeo_processes_dask.specs",
+        "ignore::DeprecationWarning:openeo_processes_dask.process_implementations.cubes.load",
+    ]
+    args = [sys.executable, "-W", "error", *[a for i in ignores for a in ("-W", i)], "-c", code]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -125,8 +125,13 @@ class OpenEOAccessor:
             rows += [
                 ("job", self.job_id),
                 ("status", str(self._ds.attrs.get("openeo:status", ""))),
-                ("results", self.results_url or ""),
             ]
+            rows += [
+                (name, str(self._ds.attrs[f"openeo:{name}"]))
+                for name in ("created", "updated")
+                if f"openeo:{name}" in self._ds.attrs
+            ]
+            rows += [("results", self.results_url or "")]
             rows += [("assets", ", ".join(self._ds.attrs.get("openeo:assets", [])))]
         else:
             rows += [("status", "not computed yet"), ("run it", "ds.openeo.compute_batch()")]

@@ -432,8 +432,14 @@ def compute_batch(
     job = jobs.find_reusable(conn, graph, job_options) if reuse else None
     if job is None:
         job = jobs.as_batch_job(graph, connection=conn, title=title, description=description, job_options=job_options)
-        jobs.wait(job, progress=progress, timeout=timeout, cancel_on_interrupt=cancel_on_interrupt)
-    return open_results(job, chunks=chunks, assets=assets, dtype=dtype, pickle_token=pickle_token)
+        info = jobs.wait(job, progress=progress, timeout=timeout, cancel_on_interrupt=cancel_on_interrupt)
+    else:
+        info = job.describe()
+    ds = open_results(job, chunks=chunks, assets=assets, dtype=dtype, pickle_token=pickle_token)
+    for name in ("created", "updated"):
+        if isinstance(info.get(name), str):
+            ds.attrs[f"openeo:{name}"] = info[name]
+    return ds
 
 
 def from_cube(cube: Any) -> Any:
