@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from xr_openeo.testing import LocalBackend, SyntheticCollection
+from xr_openeo.testing import LocalBackend, SyntheticCollection, synthetic_pixels
 
 SPEC = Path(__file__).parent / "data" / "openeo-api-1.2.0.yaml"
 
@@ -19,6 +20,31 @@ SMALL = SyntheticCollection(dates=3, width=256, height=256)
 SMALL_BLOCKSIZE = 128
 # The whole SMALL grid, in its own CRS, for load_collection(spatial_extent=...).
 SMALL_EXTENT = {"west": 640000, "south": 5687440, "east": 642560, "north": 5690000, "crs": 32631}
+
+
+def two_polygons() -> dict:
+    """Two rectangles inside the SMALL grid (EPSG:32631), as GeoJSON in EPSG:4326 (what aggregate_spatial takes)."""
+    from pyproj import Transformer
+
+    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
+
+    def rect(x0, y0, x1, y1):
+        ring = [to_lonlat.transform(x, y) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]
+        return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+    return {
+        "type": "FeatureCollection",
+        "features": [rect(640100, 5689100, 640400, 5689400), rect(640700, 5688900, 641100, 5689800)],
+    }
+
+
+def expected_ndvi(date_index: int) -> np.ndarray:
+    """NDVI of the whole SMALL grid on one date, computed from the seed (not asked from the server)."""
+    rows, cols = np.arange(SMALL.height), np.arange(SMALL.width)
+    red = synthetic_pixels(SMALL.seed, 2, date_index, rows, cols).astype("float64")
+    nir = synthetic_pixels(SMALL.seed, 3, date_index, rows, cols).astype("float64")
+    with np.errstate(invalid="ignore"):
+        return (nir - red) / (nir + red)
 
 
 @lru_cache(maxsize=1)

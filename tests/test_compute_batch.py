@@ -9,24 +9,15 @@ import threading
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import SMALL, SMALL_EXTENT
+from conftest import SMALL_EXTENT, expected_ndvi
 
 import xr_openeo
 from xr_openeo.errors import JobFailedError, JobTimeoutError
-from xr_openeo.testing import synthetic_pixels
 
 
 def ndvi_cube(connection, **load):
     cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"], **load)
     return cube.ndvi(red="B04", nir="B08", target_band="NDVI")
-
-
-def expected_ndvi(date_index: int) -> np.ndarray:
-    rows, cols = np.arange(SMALL.height), np.arange(SMALL.width)
-    red = synthetic_pixels(SMALL.seed, 2, date_index, rows, cols).astype("float64")
-    nir = synthetic_pixels(SMALL.seed, 3, date_index, rows, cols).astype("float64")
-    with np.errstate(invalid="ignore"):
-        return (nir - red) / (nir + red)
 
 
 def posts(backend) -> int:

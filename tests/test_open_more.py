@@ -12,25 +12,11 @@ import pandas as pd
 import pytest
 import requests
 import xarray as xr
-from conftest import SMALL_EXTENT
-from pyproj import Transformer
+from conftest import SMALL_EXTENT, two_polygons
 
 import xr_openeo
 import xr_openeo.errors
 from xr_openeo.errors import XrOpenEOError
-
-
-def polygons() -> dict:
-    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
-
-    def rect(x0, y0, x1, y1):
-        ring = [to_lonlat.transform(x, y) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]
-        return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
-
-    return {
-        "type": "FeatureCollection",
-        "features": [rect(640100, 5689100, 640400, 5689400), rect(640700, 5688900, 641100, 5689800)],
-    }
 
 
 def finished(job):
@@ -41,7 +27,7 @@ def finished(job):
 def timeseries_job(connection, out_format, **options):
     cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
     return finished(
-        cube.aggregate_spatial(polygons(), "mean").create_job(out_format=out_format, job_options=options or None)
+        cube.aggregate_spatial(two_polygons(), "mean").create_job(out_format=out_format, job_options=options or None)
     )
 
 

@@ -208,3 +208,20 @@ def test_the_engine_guesses_syntactically():
     assert engine.guess_can_open("https://openeo.example/openeo/1.2/jobs/j-1/results")
     assert not engine.guess_can_open("https://example.com/data.nc")
     assert not engine.guess_can_open("local.nc")
+
+
+@pytest.mark.parametrize("style", [{}, {"stac-version": "1.1"}, {"results-style": "item"}])
+@pytest.mark.parametrize("signed", [True, False])
+def test_netcdf_values_equal_the_downloaded_file(backend, connection, open_results, style, signed):
+    import io
+
+    job = run_job(connection, out_format="netCDF", **style, faults={"signed_urls": signed})
+    ds = open_results(job)
+    assert sorted(ds.data_vars) == ["B04", "B08"] and ds.B04.dims == ("t", "y", "x")
+    assert ds.rio.crs.to_epsg() == 32631 and ds.attrs["openeo:job_id"] == job.job_id
+    (asset,) = job.get_results().get_assets()
+    raw = connection.get(asset.href).content if not signed else requests.get(asset.href, timeout=10).content
+    with xr.open_dataset(io.BytesIO(raw), engine="h5netcdf") as expected:
+        for band in ("B04", "B08"):
+            np.testing.assert_array_equal(ds[band].values, expected[band].values)
+        np.testing.assert_array_equal(ds.t.values, expected.t.values)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 import xarray as xr
-from pyproj import Transformer
+from conftest import two_polygons
 from shapely.geometry import Point, box
 
 from xr_openeo.errors import AssetReadError, UnsupportedMediaTypeError
@@ -515,20 +515,6 @@ def test_read_table_refuses_rasters_and_unknown_media_types():
 
 
 # -- end to end: the same numbers from every format of the local backend ---------------------------
-
-
-def two_polygons() -> dict:
-    """Two rectangles inside the synthetic collection's grid (EPSG:32631), as GeoJSON in EPSG:4326."""
-    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
-
-    def rect(x0, y0, x1, y1):
-        ring = [to_lonlat.transform(x, y) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]
-        return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
-
-    return {
-        "type": "FeatureCollection",
-        "features": [rect(640100, 5689100, 640400, 5689400), rect(640700, 5688900, 641100, 5689800)],
-    }
 
 
 @pytest.mark.slow

@@ -12,29 +12,11 @@ import pandas as pd
 import pytest
 import requests
 import xarray as xr
-from conftest import SMALL, SMALL_EXTENT
-from pyproj import Transformer
+from conftest import SMALL, SMALL_EXTENT, two_polygons
 
 from xr_openeo.testing import synthetic_pixels
 
 DATES = ["2023-01-01T00:00:00Z", "2023-01-06T00:00:00Z", "2023-01-11T00:00:00Z"]
-
-
-def polygons() -> dict:
-    """Two rectangles inside the SMALL grid, as GeoJSON in EPSG:4326 (what aggregate_spatial takes)."""
-    to_lonlat = Transformer.from_crs(32631, 4326, always_xy=True)
-
-    def rect(x0, y0, x1, y1):
-        ring = [to_lonlat.transform(x, y) for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]
-        return {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
-
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            rect(640100, 5689100, 640400, 5689400),
-            rect(640700, 5688900, 641100, 5689800),
-        ],
-    }
 
 
 def run(connection, cube, out_format):
@@ -49,7 +31,7 @@ def bands_cube(connection):
 
 
 def timeseries_cube(connection):
-    return bands_cube(connection).aggregate_spatial(polygons(), "mean")
+    return bands_cube(connection).aggregate_spatial(two_polygons(), "mean")
 
 
 def test_netcdf_is_cf_with_t_y_x_a_crs_variable_and_one_variable_per_band(backend, connection):

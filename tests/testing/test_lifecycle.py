@@ -9,9 +9,7 @@ import numpy as np
 import openeo
 import pytest
 import rasterio
-from conftest import SMALL, SMALL_EXTENT
-
-from xr_openeo.testing import synthetic_pixels
+from conftest import SMALL_EXTENT, expected_ndvi
 
 
 def ndvi_cube(connection, **kwargs):
@@ -23,14 +21,6 @@ def ndvi_cube(connection, **kwargs):
         **kwargs,
     )
     return cube.ndvi(red="B04", nir="B08")
-
-
-def expected_ndvi(date_index: int) -> np.ndarray:
-    rows, cols = np.arange(SMALL.height), np.arange(SMALL.width)
-    b04 = synthetic_pixels(SMALL.seed, 2, date_index, rows, cols).astype("float64")
-    b08 = synthetic_pixels(SMALL.seed, 3, date_index, rows, cols).astype("float64")
-    with np.errstate(invalid="ignore"):
-        return (b08 - b04) / (b08 + b04)
 
 
 def test_full_lifecycle_with_the_openeo_client(backend, connection, tmp_path):
