@@ -118,6 +118,23 @@ def validate_responses(backend: LocalBackend) -> int:
     return checked
 
 
+@pytest.fixture(params=["function", "engine"])
+def open_results(request):
+    """Both fronts: xr_openeo.open_results and xr.open_dataset(..., engine="openeo")."""
+    if request.param == "function":
+        import xr_openeo
+
+        return xr_openeo.open_results
+
+    def via_engine(source, *, chunks=None, **kwargs):
+        # chunks={}: dask-backed with the reader's own chunks (chunks=None would give xarray's lazy numpy).
+        import xarray as xr
+
+        return xr.open_dataset(source, engine="openeo", read_chunks=chunks, chunks={}, **kwargs)
+
+    return via_engine
+
+
 @pytest.fixture
 def backend() -> Iterator[LocalBackend]:
     """A fresh local backend serving SMALL; on teardown, all its JSON answers must match the API spec."""

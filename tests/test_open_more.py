@@ -32,7 +32,7 @@ def timeseries_job(connection, out_format, **options):
 
 
 @pytest.mark.parametrize("style", [{}, {"stac-version": "1.1"}, {"results-style": "item"}])
-def test_time_series_formats_agree_with_their_downloads(backend, connection, style):
+def test_time_series_formats_agree_with_their_downloads(backend, connection, open_results, style):
     frames = {}
     for fmt in ("JSON", "CSV", "Parquet"):
         job = timeseries_job(connection, fmt, **style)
@@ -44,7 +44,7 @@ def test_time_series_formats_agree_with_their_downloads(backend, connection, sty
         if fmt == "CSV":
             direct = pd.read_csv(io.BytesIO(raw))
             assert np.allclose(np.sort(direct.B04.to_numpy()), np.sort(frame.B04.to_numpy()))
-        ds = xr_openeo.open_results(job)
+        ds = open_results(job)
         assert ds.B04.dims == ("t", "geometry") and ds.sizes == {"t": 3, "geometry": 2}
         assert ds.attrs["openeo:job_id"] == job.job_id
     pd.testing.assert_frame_equal(frames["JSON"], frames["Parquet"], check_dtype=False)
@@ -72,7 +72,7 @@ def test_open_dataframe_refuses_rasters_with_a_way_out(backend, connection):
         xr_openeo.open_dataframe(job)
 
 
-def test_partial_results_of_a_running_job(backend, connection):
+def test_partial_results_of_a_running_job(backend, connection, open_results):
     cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04"])
     job = cube.create_job(out_format="GTiff", job_options={"faults": {"run_duration": 4}})
     job.start()
@@ -82,7 +82,7 @@ def test_partial_results_of_a_running_job(backend, connection):
         if 0 < len(doc["assets"]) < 3:
             break
         time.sleep(0.05)
-    ds = xr_openeo.open_results(job, partial=True)
+    ds = open_results(job, partial=True)
     assert ds.attrs["openeo:status"] == "running"
     assert 1 <= ds.sizes["t"] < 3
     assert np.isfinite(ds.B04.isel(t=0).values).any()
@@ -130,10 +130,10 @@ def test_assets_on_different_grids_come_back_as_groups(backend, connection):
         xr.open_dataset(combined, engine="openeo")
 
 
-def test_selecting_assets(backend, connection):
+def test_selecting_assets(backend, connection, open_results):
     cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04"])
     job = finished(cube.create_job(out_format="GTiff"))
-    ds = xr_openeo.open_results(job, assets=["openEO_2023-01-06Z.tif"])
+    ds = open_results(job, assets=["openEO_2023-01-06Z.tif"])
     assert [str(t)[:10] for t in ds.t.values] == ["2023-01-06"]
     with pytest.raises(XrOpenEOError, match="matches no asset"):
         xr_openeo.open_results(job, assets="nope.tif")
@@ -150,14 +150,14 @@ def test_importing_is_cheap():
 
 
 @pytest.mark.parametrize("signed", [True, False])
-def test_zarr_results_open_through_xarrays_zarr_engine(backend, connection, signed):
+def test_zarr_results_open_through_xarrays_zarr_engine(backend, connection, open_results, signed):
     import pickle
 
     def job(fmt):
         cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
         return finished(cube.create_job(out_format=fmt, job_options={"faults": {"signed_urls": signed}}))
 
-    ds = xr_openeo.open_results(job("Zarr"))
+    ds = open_results(job("Zarr"))
     assert ds.B04.dims == ("t", "y", "x") and ds.rio.crs.to_epsg() == 32631
     assert ds.B04.chunks is not None
     expected = xr_openeo.open_results(job("GTiff")).load()

@@ -18,19 +18,6 @@ from xr_openeo.testing import LocalBackend, SyntheticCollection
 DATES = ["2023-01-01", "2023-01-06", "2023-01-11"]
 
 
-@pytest.fixture(params=["function", "engine"])
-def open_results(request):
-    """Both fronts: xr_openeo.open_results and xr.open_dataset(..., engine="openeo")."""
-    if request.param == "function":
-        return xr_openeo.open_results
-
-    def via_engine(source, *, chunks=None, **kwargs):
-        # chunks={}: dask-backed with the reader's own chunks (chunks=None would give xarray's lazy numpy).
-        return xr.open_dataset(source, engine="openeo", read_chunks=chunks, chunks={}, **kwargs)
-
-    return via_engine
-
-
 def run_job(connection, out_format="GTiff", bands=("B04", "B08"), **job_options):
     cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=list(bands))
     job = cube.create_job(out_format=out_format, job_options=job_options or None)
