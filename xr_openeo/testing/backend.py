@@ -25,7 +25,13 @@ OTHER_USER = ("bob", "bob123")
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """Request handler that logs through ``logging`` at debug level instead of printing each request."""
+    """Request handler that logs through ``logging`` at debug level instead of printing each request.
+
+    Socket operations time out: werkzeug drains a request's leftover input after answering, and a
+    client that keeps its connection open without sending would otherwise hold that thread forever.
+    """
+
+    timeout = 20
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         logging.getLogger("xr_openeo.testing").debug("%s %s -> %s", self.command, self.path, code)
