@@ -169,3 +169,19 @@ def test_zarr_results_open_through_xarrays_zarr_engine(backend, connection, open
             pickle.loads(pickle.dumps(ds)).B08.load()
         allowed = xr_openeo.open_results(job("Zarr"), pickle_token=True)
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(allowed)).B08.values, expected.B08.values)
+
+
+def test_without_grid_metadata_one_header_is_read_per_grid(backend, connection, open_results):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+    job = finished(cube.create_job(out_format="GTiff"))
+    doc = connection.get(f"/jobs/{job.job_id}/results").json()
+    doc["links"] = [link for link in doc["links"] if link["rel"] != "item"]
+    for asset in doc["assets"].values():
+        for field in ("proj:epsg", "proj:code", "proj:shape", "proj:bbox", "eo:bands", "raster:bands"):
+            asset.pop(field, None)
+    backend.clear_requests()
+    ds = open_results(doc)
+    headers = [r for r in backend.requests if "/results/assets/" in r.path]
+    assert len(headers) == 1 and headers[0].headers.get("Range", "").startswith("bytes=0-")
+    assert sorted(ds.data_vars) == ["B04", "B08"]  # from the file's band descriptions
+    xr.testing.assert_equal(ds.load().drop_attrs(), xr_openeo.open_results(job).load().drop_attrs())

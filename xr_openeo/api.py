@@ -192,16 +192,15 @@ def _geotiff_dataset(
     from .readers.geotiff import GeoTIFFReader, file_info
 
     first = specs[0]
-    grid, tile, file_dtype, nodata = first.grid, DEFAULT_TILE, first.dtype, first.nodata
+    grid, tile, nodata = first.grid, DEFAULT_TILE, first.nodata
     descriptions: tuple[str | None, ...] = ()
     count = len(first.bands)
     if grid is None or not count:
         info = file_info(first, results.locator)  # one header for the whole group
         grid, tile, descriptions, count = info.grid, info.block_shape[0], info.descriptions, info.count
-        file_dtype = file_dtype or info.dtype
         nodata = nodata if nodata is not None else info.nodata
     names = unique_names(band_names(first, count, descriptions))
-    out_dtype = dtype or file_dtype or "float32"
+    out_dtype = dtype or first.dtype or "float32"  # the same whether or not a header was read
     fill = nodata if nodata is not None and not _is_float(out_dtype) else None
     times, steps = time_steps([replace(s, grid=grid) for s in specs])
     reader = GeoTIFFReader(results.locator, out_dtype, count, fill, grid.shape)
