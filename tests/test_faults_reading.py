@@ -1,0 +1,42 @@
+"""Reading through injected download faults gives identical arrays; a persistent failure names the asset."""
+
+from __future__ import annotations
+
+import pytest
+import xarray as xr
+from conftest import SMALL, SMALL_BLOCKSIZE, SMALL_EXTENT
+
+import xr_openeo
+from xr_openeo import http
+from xr_openeo.errors import AssetReadError
+from xr_openeo.testing import Faults, LocalBackend
+
+
+def finished_job(connection, fmt="GTiff", **job_options):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+    job = cube.create_job(out_format=fmt, job_options=job_options or None)
+    job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
+    return job
+
+
+@pytest.mark.parametrize("chunks", [None, {"y": 128, "x": 128}])
+def test_ten_percent_failing_requests_change_nothing(chunks):
+    with LocalBackend([SMALL], blocksize=SMALL_BLOCKSIZE) as clean:
+        expected = xr_openeo.open_results(finished_job(clean.connect()), chunks=chunks).load()
+    with LocalBackend([SMALL], blocksize=SMALL_BLOCKSIZE, faults=Faults(error_rate=0.1, seed=31)) as flaky:
+        retries_before = http.stats["retries"]
+        result = xr_openeo.open_results(finished_job(flaky.connect()), chunks=chunks).load()
+        injected = [r for r in flaky.requests if r.fault]
+    xr.testing.assert_equal(result.drop_attrs(), expected.drop_attrs())
+    assert injected, "the seed injected no fault; pick another"  # seed 31 faults two of three whole-file GETs
+    assert http.stats["retries"] - retries_before >= len(injected)
+
+
+def test_a_persistently_failing_asset_raises_naming_it(backend, connection):
+    job = finished_job(connection, faults={"error_rate": 1.0, "error_kinds": ["503"]})
+    ds = xr_openeo.open_results(job)
+    with pytest.raises(AssetReadError) as info:
+        ds.load()
+    err = info.value
+    assert err.key.startswith("openEO_2023-") and err.status == 503
+    assert "expires=REDACTED" in err.href and "REDACTED" in str(err)
