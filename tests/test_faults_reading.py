@@ -40,3 +40,12 @@ def test_a_persistently_failing_asset_raises_naming_it(backend, connection):
     err = info.value
     assert err.key.startswith("openEO_2023-") and err.status == 503
     assert "expires=REDACTED" in err.href and "REDACTED" in str(err)
+
+
+@pytest.mark.parametrize("fmt", ["GTiff", "netCDF"])
+@pytest.mark.parametrize("fault", ["head_refused", "range_ignored", "no_content_length"])
+def test_server_quirks_still_give_the_right_values(backend, connection, fmt, fault):
+    expected = xr_openeo.open_results(finished_job(connection, fmt)).load()
+    chunks = {"y": 128, "x": 128} if fmt == "GTiff" else None  # windows, not whole files
+    quirky = xr_openeo.open_results(finished_job(connection, fmt, faults={fault: True}), chunks=chunks)
+    xr.testing.assert_equal(quirky.load().drop_attrs(), expected.drop_attrs())
