@@ -47,7 +47,6 @@ AUTO_DOWNLOAD_MAX = 16 * 2**20  # download=None downloads files smaller than thi
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 _TRANSIENT_TRIES = 4  # tries of one read after network errors (HTTP 5xx are retried below that too)
-_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>)]+", re.IGNORECASE)
 _T = TypeVar("_T")
 
 
@@ -409,7 +408,7 @@ class NetCDFFile:
             )
         else:
             advice = "Check the connection and the job's results, then retry."
-        detail = f"HTTP {status}" if status else f"{type(exc).__name__}: {_redact_text(str(exc))}"
+        detail = f"HTTP {status}" if status else f"{type(exc).__name__}: {redact(str(exc))}"
         return AssetReadError(
             f"Cannot read {where}: {detail}. {advice}", key=self.spec.key, href=redact(url), status=status
         )
@@ -519,7 +518,7 @@ def _body(response: Any, url: str) -> bytes:
     try:
         return response.content
     except requests.RequestException as exc:
-        raise _Incomplete(f"the download failed: {type(exc).__name__}: {_redact_text(str(exc))}") from None
+        raise _Incomplete(f"the download failed: {type(exc).__name__}: {redact(str(exc))}") from None
 
 
 def _http_file(url: str, headers: dict[str, str], size: int | None, block_size: int) -> tuple[Any, Any]:
@@ -617,10 +616,6 @@ def _check_magic(head: bytes, spec: AssetSpec, url: str) -> None:
 
 def _without_query(url: str) -> str:
     return urlsplit(url)._replace(query="", fragment="").geturl()
-
-
-def _redact_text(text: str) -> str:
-    return _URL.sub(lambda m: redact(m.group(0)), text)
 
 
 # -- xarray glue ----------------------------------------------------------------------------------
