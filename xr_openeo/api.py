@@ -76,10 +76,9 @@ def _document(source: Any, connection: Any, partial: bool) -> tuple[Any, Auth, s
         remember_connection(connection)
     kind = type(source).__name__
     module = type(source).__module__
-    if module.startswith("openeo") and kind == "JobResults":
+    if _is_openeo(source, "JobResults"):
         source = source.get_job() if hasattr(source, "get_job") else source._job
-        kind = "BatchJob"
-    if module.startswith("openeo") and kind == "BatchJob":
+    if _is_openeo(source, "BatchJob"):
         from .jobs import remember_connection
 
         remember_connection(source.connection)
@@ -119,7 +118,14 @@ def _fetch_results(url: str, auth: Auth, partial: bool, job_id: str | None) -> t
     except JobError as exc:
         if exc.status == 424:
             raise JobFailedError(f"{exc} (job {job_id or redact(url)})", job_id=job_id, status=424) from None
+        if exc.job_id is None and job_id is not None:  # keep the job id (and the HTTP status) on the error
+            raise type(exc)(str(exc), job_id=job_id, status=exc.status) from None
         raise
+
+
+def _is_openeo(source: Any, name: str) -> bool:
+    """``source`` is an ``openeo`` client ``name`` (BatchJob, JobResults) or a subclass of one."""
+    return any(c.__name__ == name and c.__module__.startswith("openeo") for c in type(source).__mro__)
 
 
 def _is_url(text: str) -> bool:

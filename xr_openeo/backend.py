@@ -75,11 +75,11 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
         return ds
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        kind = type(filename_or_obj)
-        if kind.__module__.startswith("openeo") and kind.__name__ in ("BatchJob", "JobResults"):
-            return True
-        if kind.__module__.startswith("pystac") and kind.__name__ in ("Collection", "Item"):
-            return True
+        for kind in type(filename_or_obj).__mro__:  # subclasses too (xr_openeo hands out its own BatchJob)
+            if kind.__module__.startswith("openeo") and kind.__name__ in ("BatchJob", "JobResults"):
+                return True
+            if kind.__module__.startswith("pystac") and kind.__name__ in ("Collection", "Item"):
+                return True
         if isinstance(filename_or_obj, dict):
             return "assets" in filename_or_obj and (
                 "stac_version" in filename_or_obj or "openeo:status" in filename_or_obj

@@ -359,9 +359,12 @@ def as_batch_job(
     """
     conn, graph = prepare_process_graph(cube_or_graph, connection=connection, out_format=out_format)
     options = dict(job_options) if job_options is not None else None
-    job = conn.create_job(
-        process_graph={"process_graph": graph}, title=title, description=description, job_options=options
-    )
+    try:
+        job = conn.create_job(
+            process_graph={"process_graph": graph}, title=title, description=description, job_options=options
+        )
+    except (OpenEoClientException, requests.RequestException) as exc:
+        raise _backend_error(exc, "create a batch job") from exc
     with _SUBMITTED_LOCK:
         _SUBMITTED_OPTIONS[(_backend_id(conn), job.job_id)] = _options_key(options)
         while len(_SUBMITTED_OPTIONS) > _SUBMITTED_MAX:
@@ -400,16 +403,28 @@ def find_reusable(
     """
     wanted = process_graph_key(process_graph)
     wanted_options = _options_key(job_options)
-    listing = list(connection.list_jobs(limit=None))
-    finished = [j for j in reversed(listing) if isinstance(j, Mapping) and j.get("status") == "finished"]
-    finished.sort(key=lambda j: str(j.get("created") or ""), reverse=True)  # stable: later-listed first on ties
+    try:
+        listing = list(connection.list_jobs(limit=None) or [])
+    except (OpenEoClientException, requests.RequestException) as exc:
+        raise _backend_error(exc, "list the batch jobs (to find one to reuse)") from exc
+    finished = [
+        j
+        for j in reversed(listing)
+        if isinstance(j, Mapping) and j.get("status") == "finished" and isinstance(j.get("id"), str) and j["id"]
+    ]
+    # stable: later-listed first on ties; a `created` that is no string sorts last
+    finished.sort(key=lambda j: j["created"] if isinstance(j.get("created"), str) else "", reverse=True)
     for entry in finished[:max_candidates]:
-        job_id = str(entry.get("id"))
+        job_id = entry["id"]
         try:
             meta = connection.get(f"/jobs/{job_id}", expected_status=200).json()
+            if not isinstance(meta, Mapping):
+                raise ValueError(f"GET /jobs/{job_id} answered no JSON object")
             if process_graph_key(meta.get("process") or {}) != wanted:
                 continue
-        except (OpenEoClientException, ValueError) as exc:
+        except (OpenEoClientException, requests.RequestException, ValueError, TypeError) as exc:
+            if _http_status(exc) in (401, 403):
+                raise _library_error(exc, "describe", job_id) from exc
             logger.debug("Not reusing job %r: %s", job_id, exc)
             continue
         if "job_options" in meta:
@@ -426,7 +441,7 @@ def find_reusable(
             logger.debug("Not reusing job %r: its results are gone (%s)", job_id, exc)
             continue
         logger.info("Reusing finished batch job %r (same process graph)", job_id)
-        return connection.job(job_id)
+        return batch_job(connection, job_id)
     return None
 
 
@@ -573,6 +588,28 @@ def _library_error(exc: BaseException, action: str, job_id: str) -> XrOpenEOErro
             "authenticate the connection again"
         )
     return JobError(f"Could not {action} batch job {job_id!r} ({what}: {message})", job_id=job_id, status=status)
+
+
+def _backend_error(exc: BaseException, doing: str) -> XrOpenEOError:
+    """The library error for a failed request about no particular job (``doing``: what it tried)."""
+    status = _http_status(exc)
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    what = f"HTTP {status}" + (f" {code}" if code else "") if status else type(exc).__name__
+    if status in (401, 403):
+        return AuthenticationError(
+            f"The backend refused the credentials to {doing} ({what}: {message}); authenticate the connection again"
+        )
+    return JobError(f"Could not {doing} ({what}: {message})", status=status)
+
+
+def _short_repr(value: Any, width: int = 80) -> str:
+    """``repr(value)``, cut to ``width`` characters (backend documents can be huge)."""
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails says nothing useful
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # -- progress display -------------------------------------------------------------------------------
@@ -725,6 +762,35 @@ def _describe(job: Any, hint: _Hint) -> dict[str, Any]:
     return dict(meta)
 
 
+def _job_status(meta: Mapping[str, Any], job_id: str) -> str:
+    """The ``status`` of a job's metadata, lower case; a missing or non-string one is a :class:`JobError`."""
+    status = meta.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise JobError(
+            f"The backend described batch job {job_id!r} with no valid 'status' (got {_short_repr(status)}; "
+            f"expected one of {PENDING + TERMINAL})",
+            job_id=job_id,
+        )
+    return status.strip().lower()
+
+
+def _job_progress(meta: Mapping[str, Any]) -> float | None:
+    """The ``progress`` of a job's metadata as a percentage in [0, 100], or None when it is missing or malformed.
+
+    Progress is shown, never acted on, so a malformed one is dropped rather than raised.
+    """
+    progress = meta.get("progress")
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        return None
+    try:
+        value = float(progress)
+    except OverflowError:  # an int beyond float range
+        return 100.0 if progress > 0 else 0.0
+    if value != value:  # NaN
+        return None
+    return min(max(value, 0.0), 100.0)
+
+
 class _Waiter:
     """One wait for one job: clock, deadline, retries and the display."""
 
@@ -807,9 +873,9 @@ class _Waiter:
         while True:
             meta = self.call(lambda hint: _describe(self.job, hint), "poll the status of")
             polled_at = self.attempted_at  # when the answered request was sent: the next is spaced from it
-            status = str(meta.get("status") or "").lower()
+            status = _job_status(meta, self.job_id)
             self.status = status
-            self.display.update(status, meta.get("progress"), polled_at)
+            self.display.update(status, _job_progress(meta), polled_at)
             if status == "finished":
                 logger.debug("Batch job %r finished after %s", self.job_id, _fmt_elapsed(self.elapsed()))
                 return meta
@@ -833,7 +899,7 @@ class _Waiter:
                 created_after_start = 0
             else:
                 raise JobError(
-                    f"Batch job {self.job_id!r} has the unknown status {status!r} (expected one of "
+                    f"Batch job {self.job_id!r} has the unknown status {_short_repr(status)} (expected one of "
                     f"{PENDING + TERMINAL})",
                     job_id=self.job_id,
                 )
@@ -985,9 +1051,47 @@ def connection_for(root: str | None) -> openeo.Connection:
     )
 
 
+class LibraryErrorsBatchJob(openeo.BatchJob):
+    """An ``openeo.BatchJob`` whose ``describe``, ``status``, ``logs``, ``start`` and ``stop`` raise
+    xr_openeo's errors (:class:`~xr_openeo.errors.JobNotFoundError`, :class:`~xr_openeo.errors.AuthenticationError`,
+    :class:`~xr_openeo.errors.JobError`) instead of the client's exceptions."""
+
+    def _mapped(self, action: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (OpenEoClientException, requests.RequestException) as exc:
+            raise _library_error(exc, action, str(self.job_id)) from exc
+
+    def describe(self) -> dict:
+        meta = self._mapped("describe", super().describe)
+        if not isinstance(meta, Mapping):
+            raise JobError(
+                f"The backend described batch job {self.job_id!r} with no JSON object", job_id=str(self.job_id)
+            )
+        return dict(meta)
+
+    def status(self) -> str:
+        status = self.describe().get("status")
+        if not isinstance(status, str):
+            raise JobError(
+                f"The backend reported no valid 'status' for batch job {self.job_id!r} (got {_short_repr(status)})",
+                job_id=str(self.job_id),
+            )
+        return status
+
+    def logs(self, offset: str | None = None, level: str | int | None = None) -> Any:
+        return self._mapped("read the logs of", lambda: super(LibraryErrorsBatchJob, self).logs(offset, level))
+
+    def start(self) -> Any:
+        return self._mapped("start", super().start)
+
+    def stop(self) -> Any:
+        return self._mapped("cancel", super().stop)
+
+
 def batch_job(connection: openeo.Connection, job_id: str) -> openeo.BatchJob:
-    """The ``BatchJob`` of ``job_id`` on ``connection`` (no request)."""
-    return connection.job(job_id)
+    """The ``BatchJob`` of ``job_id`` on ``connection`` (no request); its requests raise xr_openeo's errors."""
+    return LibraryErrorsBatchJob(job_id=job_id, connection=connection)
 
 
 def load_results_cube(connection: openeo.Connection, url: str) -> Any:
