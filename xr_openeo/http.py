@@ -2,7 +2,8 @@
 
 Everything here pickles by its constructor arguments, so dask tasks on other processes rebuild
 sessions themselves. The bearer token goes only to URLs under the backend's root URL; signed and
-foreign hrefs never get it.
+foreign hrefs never get it. urllib3 and fsspec log every URL they request at DEBUG level; importing this
+module adds :class:`RedactingFilter` to their loggers so that signed URLs in those records are redacted.
 """
 
 from __future__ import annotations
@@ -36,6 +37,37 @@ EXPIRED_STATUSES = (400, 403, 404, 410)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 TIMEOUT = (10, 120)  # connect, read (seconds)
 _local = threading.local()
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts signing values (:func:`~xr_openeo.results.redact`) in the records of a third-party logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's business, not ours
+            return True
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+# The loggers that name requested URLs (query strings included): urllib3's (under requests and
+# fsspec) and fsspec's (its HTTP files log their URL with every read).
+_URL_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+    "urllib3.connection",
+    "fsspec",
+    "fsspec.http",
+    "fsspec.caching",
+)
+for _name in _URL_LOGGERS:
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, RedactingFilter) for f in _logger.filters):
+        _logger.addFilter(RedactingFilter())
 
 
 def _session() -> requests.Session:

@@ -63,6 +63,13 @@ _SIGNING_PREFIXES = ("x-amz-", "x-goog-", "x-ms-")
 _SIGNING_PARTS = ("signature", "token", "secret", "password", "credential")
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&?#;\s'\"<>]+)=(?P<value>[^&#;\s'\"<>)]*)")
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^@/\s]*)@")
+# The signature path segment of openeo-python-driver signed URLs: …/results/{user_b64}/{signature},
+# …/results/assets/{user_b64}/{signature}/{file}, …/results/items/{user_b64}/{signature}/{item}.
+# Only segments that look like a signature (16+ URL-safe characters) count, so unsigned hrefs stay whole.
+_PATH_SIGNATURE = re.compile(
+    r"(?P<head>/results/(?:assets/|items/)?(?!assets/|items/)[A-Za-z0-9_=-]+/)"
+    r"(?P<signature>[A-Za-z0-9_-]{16,})(?=[/?#\s'\"<>)]|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -366,7 +373,8 @@ def redact(url: str | None) -> str:
     """``url`` without its signing query values and userinfo password (safe for messages and reprs).
 
     Works on any text (error messages quoting URLs too): every ``?name=value``/``&name=value`` whose
-    name looks like a signature, token, key or expiry gets ``REDACTED`` as its value; paths are kept.
+    name looks like a signature, token, key or expiry gets ``REDACTED`` as its value. Paths are kept,
+    except the signature segment of openeo-python-driver signed URLs (``…/results/assets/dXNlcg/REDACTED/file.tif``).
     """
     if not url:
         return str(url)
@@ -377,6 +385,7 @@ def redact(url: str | None) -> str:
         return f"{match['sep']}{match['name']}=REDACTED"
 
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:REDACTED@", str(url))
+    text = _PATH_SIGNATURE.sub(lambda m: f"{m['head']}REDACTED", text)
     return _QUERY_PARAM.sub(query_param, text)
 
 

@@ -17,7 +17,7 @@ from .faults import Faults
 from .jobs import JobStore
 from .processes import _predefined
 from .requestlog import RequestLog, RequestRecord
-from .server import ServerState, create_app
+from .server import ServerState, create_app, create_asset_host_app
 from .stac import STYLES
 
 TEST_USER = ("alice", "alice123")
@@ -98,6 +98,8 @@ class LocalBackend:
         self._host, self._port = host, port
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._asset_server: BaseWSGIServer | None = None
+        self._asset_thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -110,6 +112,15 @@ class LocalBackend:
         )
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-openeo-backend", daemon=True)
         self._thread.start()
+        # The separate asset host (another port) that ``Faults(redirect_assets=True)`` redirects downloads to.
+        self._asset_server = make_server(
+            self._host, 0, create_asset_host_app(self.state), threaded=True, request_handler=_QuietHandler
+        )
+        self._asset_thread = threading.Thread(
+            target=self._asset_server.serve_forever, name="local-openeo-asset-host", daemon=True
+        )
+        self._asset_thread.start()
+        self.state.asset_host = f"http://{self._host}:{self._asset_server.server_port}"
         return self
 
     def stop(self) -> None:
@@ -120,6 +131,13 @@ class LocalBackend:
         if self._thread is not None:
             self._thread.join(10)
         self._server = None
+        if self._asset_server is not None:
+            self._asset_server.shutdown()
+            self._asset_server.server_close()
+            if self._asset_thread is not None:
+                self._asset_thread.join(10)
+            self._asset_server = None
+        self.state.asset_host = None
         self.state.jobs.wait_idle()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -189,6 +207,19 @@ class LocalBackend:
 
     def clear_requests(self) -> None:
         self.state.log.clear()
+        self.state.asset_log.clear()
+
+    @property
+    def asset_host_url(self) -> str:
+        """Root URL of the separate asset host (another port) that ``redirect_assets`` sends downloads to."""
+        if self.state.asset_host is None:
+            raise RuntimeError("The backend is not running: use `with LocalBackend() as backend:` or call start()")
+        return self.state.asset_host
+
+    @property
+    def asset_host_requests(self) -> list[RequestRecord]:
+        """Every request the asset host served so far, oldest first."""
+        return self.state.asset_log.records()
 
     def job(self, job_id: str):
         """The backend's own record of a job (status, assets, logs, output folder)."""

@@ -24,7 +24,10 @@ class Faults:
     Asset URLs
         ``signed_urls`` (False: hrefs need the owner's bearer token), ``url_validity`` (seconds a
         signature lasts), ``expired_status`` (HTTP status of an expired link: 410 as the spec's
-        ResultLinkExpired, or 403/404 as object stores answer).
+        ResultLinkExpired, or 403/404 as object stores answer), ``redirect_assets`` (the backend
+        answers an authorised asset GET/HEAD with ``302 Found`` to a presigned URL on the separate
+        asset host, another port, as backends that keep results in an object store do; the download
+        faults then apply there).
     Downloads
         ``head_refused`` (HEAD answers 403, like presigned S3 URLs), ``range_ignored`` (Range is
         ignored: 200 with the whole body, no Accept-Ranges), ``no_content_length`` (streamed,
@@ -43,6 +46,7 @@ class Faults:
     url_validity: float = 7 * 24 * 3600.0
     canonical_validity: float | None = None
     expired_status: int = 410
+    redirect_assets: bool = False
     head_refused: bool = False
     range_ignored: bool = False
     no_content_length: bool = False

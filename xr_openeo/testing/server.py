@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import secrets
 import socket
 import threading
@@ -76,6 +77,9 @@ class ServerState:
     revoked: set[str] = field(default_factory=set)
     attempts: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    asset_host: str | None = None  # root URL of the separate asset host, once it runs
+    asset_log: RequestLog = field(default_factory=RequestLog)  # requests the asset host served
+    host_validity: float = 300.0  # seconds a presigned asset-host URL lasts
 
     def issue_token(self, user: str) -> str:
         token = secrets.token_urlsafe(24)
@@ -400,9 +404,62 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
             if member is None:
                 raise ApiError(404, "AssetNotFound", f"Result asset {filename!r} has no file {inner!r}")
             asset = replace(asset, key=f"{asset.key}/{inner}", path=member, media_type="application/octet-stream")
+        if job.faults.redirect_assets and state.asset_host:
+            return _redirect_to_asset_host(state, job, filename, inner)
         return _serve_file(asset, job.faults, state)
 
     return bp
+
+
+def _redirect_to_asset_host(state: ServerState, job: Job, filename: str, inner: str | None) -> Response:
+    """``302 Found`` to a presigned URL of the file on the asset host (as object-store backends answer)."""
+    expires = state.signer.expiry(state.host_validity)
+    sig = state.signer.signature(job.id, job.owner, f"host/{filename}", expires)
+    path = f"/jobs/{job.id}/{filename}" + (f"/{inner}" if inner else "")
+    query = urlencode({"expires": expires, "signature": sig})
+    return Response(status=302, headers={"Location": f"{state.asset_host}{path}?{query}"})
+
+
+def create_asset_host_app(state: ServerState) -> Flask:
+    """The separate asset host (another port): serves job files to presigned URLs only, logged in ``state.asset_log``.
+
+    It knows nothing of users or bearer tokens, like an object store behind a backend's redirect;
+    the job's download faults apply to it.
+    """
+    app = Flask("xr_openeo.testing.assets")
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(404, lambda e: _api_error(ApiError(404, "NotFound", f"Unknown path {request.path}")))
+
+    @app.route("/jobs/<job_id>/<filename>", methods=["GET", "HEAD"])
+    @app.route("/jobs/<job_id>/<filename>/<path:inner>", methods=["GET", "HEAD"])
+    def host_file(job_id: str, filename: str, inner: str | None = None):
+        job = state.jobs.jobs.get(job_id)
+        expires = request.args.get("expires", "")
+        signature = request.args.get("signature", "")
+        if job is None or not expires.isdigit():
+            raise ApiError(403, "AccessDenied", "Request has no valid signature")
+        if not hmac.compare_digest(
+            state.signer.signature(job.id, job.owner, f"host/{filename}", int(expires)), signature
+        ):
+            raise ApiError(403, "AccessDenied", "Request signature does not match")
+        if time.time() > int(expires):
+            raise ApiError(403, "AccessDenied", "Request has expired")
+        with state.jobs.lock:
+            found = [a for a in job.assets if a.key == filename]
+        if not found:
+            raise ApiError(404, "NoSuchKey", f"No object {filename!r}")
+        asset = found[0]
+        if inner is not None or asset.path.is_dir():
+            member = asset.member(inner or "")
+            if member is None:
+                raise ApiError(404, "NoSuchKey", f"No object {filename}/{inner}")
+            asset = replace(asset, key=f"{asset.key}/{inner}", path=member, media_type="application/octet-stream")
+        return _serve_file(asset, job.faults, state)
+
+    app.wsgi_app = RecordingMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, state.asset_log, lambda path: state.job_faults(path).latency
+    )
+    return app
 
 
 class _Urls:
