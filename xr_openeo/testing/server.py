@@ -394,16 +394,7 @@ def _api_blueprint(state: ServerState, version: str) -> Blueprint:
         return jsonify(item_document(summary, item_id, assets, style=style, urls=urls_for(job)))
 
     def asset_response(job: Job, filename: str, inner: str | None = None) -> Response:
-        with state.jobs.lock:
-            found = [a for a in job.assets if a.key == filename]
-        if not found:
-            raise ApiError(404, "AssetNotFound", f"Job {job.id!r} has no result asset {filename!r}")
-        asset = found[0]
-        if inner is not None or asset.path.is_dir():
-            member = asset.member(inner or "")
-            if member is None:
-                raise ApiError(404, "AssetNotFound", f"Result asset {filename!r} has no file {inner!r}")
-            asset = replace(asset, key=f"{asset.key}/{inner}", path=member, media_type="application/octet-stream")
+        asset = _find_asset(state, job, filename, inner, "AssetNotFound")
         if job.faults.redirect_assets and state.asset_host:
             return _redirect_to_asset_host(state, job, filename, inner)
         return _serve_file(asset, job.faults, state)
@@ -444,16 +435,7 @@ def create_asset_host_app(state: ServerState) -> Flask:
             raise ApiError(403, "AccessDenied", "Request signature does not match")
         if time.time() > int(expires):
             raise ApiError(403, "AccessDenied", "Request has expired")
-        with state.jobs.lock:
-            found = [a for a in job.assets if a.key == filename]
-        if not found:
-            raise ApiError(404, "NoSuchKey", f"No object {filename!r}")
-        asset = found[0]
-        if inner is not None or asset.path.is_dir():
-            member = asset.member(inner or "")
-            if member is None:
-                raise ApiError(404, "NoSuchKey", f"No object {filename}/{inner}")
-            asset = replace(asset, key=f"{asset.key}/{inner}", path=member, media_type="application/octet-stream")
+        asset = _find_asset(state, job, filename, inner, "NoSuchKey")
         return _serve_file(asset, job.faults, state)
 
     app.wsgi_app = RecordingMiddleware(  # type: ignore[method-assign]
@@ -494,6 +476,21 @@ class _Urls:
         if not self._job.faults.signed_urls:
             return f"{self._base}/items/{item_id}"
         return self._signed(f"/items/{{u}}/{{s}}/{item_id}", f"items/{item_id}")
+
+
+def _find_asset(state: ServerState, job: Job, filename: str, inner: str | None, code: str) -> WrittenAsset:
+    """The published asset ``filename`` of ``job`` (or file ``inner`` inside a folder asset), else 404 ``code``."""
+    with state.jobs.lock:
+        found = [a for a in job.assets if a.key == filename]
+    if not found:
+        raise ApiError(404, code, f"Job {job.id!r} has no result asset {filename!r}")
+    asset = found[0]
+    if inner is None and not asset.path.is_dir():
+        return asset
+    member = asset.member(inner or "")
+    if member is None:
+        raise ApiError(404, code, f"Result asset {filename!r} has no file {inner!r}")
+    return replace(asset, key=f"{asset.key}/{inner}", path=member, media_type="application/octet-stream")
 
 
 def _serve_file(asset: WrittenAsset, faults: Faults, state: ServerState) -> Response:
