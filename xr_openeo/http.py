@@ -70,27 +70,36 @@ for _name in _URL_LOGGERS:
         _logger.addFilter(RedactingFilter())
 
 
-def _session() -> requests.Session:
-    """A per-thread session with bounded, backed-off retries on transient errors (Retry-After honoured)."""
-    session = getattr(_local, "session", None)
+def retrying_adapter(attempts: int) -> HTTPAdapter:
+    """An adapter retrying connection errors and 429/5xx (``attempts`` times, backoff, Retry-After honoured)."""
+    retry = Retry(
+        total=attempts,
+        connect=attempts,
+        read=2,
+        status=attempts,
+        backoff_factor=0.2,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    return HTTPAdapter(max_retries=retry, pool_maxsize=32)
+
+
+def _thread_session(name: str, adapter: HTTPAdapter) -> requests.Session:
+    """This thread's session ``name``, created on first use with ``adapter`` for http and https."""
+    session = getattr(_local, name, None)
     if session is None:
         session = requests.Session()
-        retry = Retry(
-            total=4,
-            connect=4,
-            read=2,
-            status=4,
-            backoff_factor=0.2,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        _local.session = session
+        setattr(_local, name, session)
     return session
+
+
+def _session() -> requests.Session:
+    """A per-thread session with bounded, backed-off retries on transient errors (Retry-After honoured)."""
+    return _thread_session("session", retrying_adapter(4))
 
 
 def under_root(url: str, root: str | None) -> bool:
@@ -378,14 +387,7 @@ def fetch(
 
 def _session_no_retry() -> requests.Session:
     """A per-thread session without urllib3 retries: :func:`fetch` retries itself (and counts it)."""
-    session = getattr(_local, "plain", None)
-    if session is None:
-        session = requests.Session()
-        adapter = HTTPAdapter(max_retries=0, pool_maxsize=32)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        _local.plain = session
-    return session
+    return _thread_session("plain", HTTPAdapter(max_retries=0, pool_maxsize=32))
 
 
 def _expired_body(response: requests.Response) -> bool:

@@ -38,7 +38,7 @@ from xarray.backends.common import AbstractDataStore
 from xarray.core import indexing
 
 from ..errors import AssetReadError, URLExpiredError, XrOpenEOError
-from ..http import EXPIRED_STATUSES, RETRY_STATUSES, TIMEOUT, AssetLocator, Auth, get
+from ..http import EXPIRED_STATUSES, RETRY_STATUSES, TIMEOUT, AssetLocator, Auth, get, retrying_adapter
 from ..results import AssetSpec, redact, url_expiry
 
 log = logging.getLogger("xr_openeo")
@@ -529,26 +529,15 @@ def _http_file(url: str, headers: dict[str, str], size: int | None, block_size: 
     thread: a deadlock (h5py#2019, dask#7547).
     """
     from fsspec.implementations.http_sync import HTTPFileSystem
-    from requests.adapters import HTTPAdapter
-    from urllib3.util.retry import Retry
 
     if size is None:
         raise _RangeIgnored("the file length is unknown")
     # Own filesystem (no instance cache), so its session closes with the file. encoded=True keeps
     # signed URLs byte for byte.
     fs = HTTPFileSystem(skip_instance_cache=True, encoded=True)
-    retry = Retry(
-        total=3,
-        connect=3,
-        read=2,
-        status=3,
-        backoff_factor=0.2,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET"}),
-        raise_on_status=False,
-    )
+    adapter = retrying_adapter(3)
     for prefix in ("http://", "https://"):
-        fs.session.mount(prefix, HTTPAdapter(max_retries=retry))
+        fs.session.mount(prefix, adapter)
     fileobj = fs.open(
         url, "rb", block_size=block_size, cache_type="blockcache", size=size, headers=headers, timeout=TIMEOUT
     )
