@@ -269,20 +269,19 @@ class JobStore:
         except JobCanceled:
             pass
         except Exception as exc:  # the job's own failure, reported through its status and logs
-            with self.lock:
+            if isinstance(exc, InjectedFailure):
+                entry: dict[str, Any] = {"message": str(exc), "code": "JobFailed"}
+            else:
+                entry = {
+                    "message": f"{type(exc).__name__}: {exc}",
+                    "code": "Internal",
+                    "data": {"traceback": traceback.format_exc(limit=5)},
+                }
+            with self.lock:  # the error log entry exists before anyone can see the status "error"
                 if job.run != run or job.status == "canceled":
                     return
+                self.log(job, "error", **entry)
                 self._set(job, "error")
-            if isinstance(exc, InjectedFailure):
-                self.log(job, "error", str(exc), code="JobFailed")
-            else:
-                self.log(
-                    job,
-                    "error",
-                    f"{type(exc).__name__}: {exc}",
-                    code="Internal",
-                    data={"traceback": traceback.format_exc(limit=5)},
-                )
 
     def _publish(self, job: Job, run: int, staged: list[WrittenAsset], duration: float) -> None:
         """Make staged assets visible one by one over ``duration`` seconds, moving progress along."""
