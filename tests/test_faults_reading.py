@@ -9,7 +9,7 @@ from conftest import SMALL, SMALL_BLOCKSIZE, SMALL_EXTENT
 import xr_openeo
 from xr_openeo import http
 from xr_openeo.errors import AssetReadError
-from xr_openeo.testing import Faults, LocalBackend
+from xr_openeo.testing import Faults, LocalBackend, SyntheticCollection
 
 
 def finished_job(connection, fmt="GTiff", **job_options):
@@ -49,3 +49,34 @@ def test_server_quirks_still_give_the_right_values(backend, connection, fmt, fau
     chunks = {"y": 128, "x": 128} if fmt == "GTiff" else None  # windows, not whole files
     quirky = xr_openeo.open_results(finished_job(connection, fmt, faults={fault: True}), chunks=chunks)
     xr.testing.assert_equal(quirky.load().drop_attrs(), expected.drop_attrs())
+
+
+@pytest.mark.slow  # ~8 s: a 16-date job and a compute that outlives two URL expiries
+def test_expiring_urls_refetch_the_document_once_per_expiry_not_per_task():
+    """Signed URLs valid for 2 s during a ~4 s threaded compute of 64 tasks: one document GET per expiry.
+
+    (test_open_results.py::test_expired_urls_are_renewed only checks that renewal happens.)
+    """
+    import time
+
+    from xr_openeo.results import parse_results, url_expiry
+
+    collection = SyntheticCollection(dates=16, width=512, height=512)
+    with LocalBackend([collection], record_json=True) as b:
+        conn = b.connect()
+        cube = conn.load_collection("SENTINEL2_L2A", bands=["B04"])
+        job = cube.create_job(out_format="GTiff", job_options={"faults": {"url_validity": 2, "latency": 0.1}})
+        job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
+        ds = xr_openeo.open_results(job, chunks={"y": 256, "x": 256})
+        tasks = ds.B04.data.npartitions
+        t0 = time.time()
+        ds.load(scheduler="threads", num_workers=4)
+        t1 = time.time()
+        docs = [r for r in b.requests if r.method == "GET" and r.path.endswith(f"/jobs/{job.job_id}/results")]
+        during = [r for r in docs if r.started >= t0]
+        # The expiry instant of each document served (its asset URLs all expire together).
+        expiries = {url_expiry(parse_results(r.json_body).assets[0].href) for r in docs}
+        expired_during = sorted(e for e in expiries if e is not None and t0 <= e <= t1)
+    assert tasks == 64 and len(expired_during) >= 1, (t1 - t0, expired_during)
+    assert len(during) <= len(expired_during) + 1, (len(during), expired_during, t1 - t0)
+    assert len(during) * 8 <= tasks

@@ -211,6 +211,7 @@ class ResultsLocator:
         self.pickle_token = pickle_token
         self._lock = threading.Lock()
         self.refreshes = 0
+        self._issued = time.time()  # when the current hrefs were received (at the latest)
 
     def __copy__(self) -> ResultsLocator:
         return self  # a locator is a shared handle (hrefs, renewal lock), not data to duplicate
@@ -240,8 +241,17 @@ class ResultsLocator:
         return self.auth.headers(url)
 
     def expired(self, url: str, margin: float = 5.0) -> bool:
+        """Whether ``url`` expires within ``margin`` seconds (no margin for URLs that live under 10 margins).
+
+        Without that limit a URL valid for 2 s would count as expired when issued, and every read
+        would re-fetch the results document instead of once per expiry.
+        """
         expires = url_expiry(url)
-        return expires is not None and expires - margin < time.time()
+        if expires is None:
+            return False
+        if expires - self._issued < 10 * margin:
+            margin = 0.0
+        return expires - margin < time.time()
 
     def renew(self, key: str, stale: str) -> str:
         """A fresh href for ``key`` (``stale`` was refused or expired), re-fetching the document if needed."""
@@ -262,6 +272,7 @@ class ResultsLocator:
                 fresh = {a.key: a.href for a in info.assets}
                 if key in fresh:
                     self._hrefs.update(fresh)
+                    self._issued = time.time()
                     self.refreshes += 1
                     log.info("renewed %d asset URLs from %s", len(fresh), redact(source))
                     return fresh[key]
