@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -24,6 +25,9 @@ TEST_USER = ("alice", "alice123")
 OTHER_USER = ("bob", "bob123")
 
 
+_OPEN_LOCK = threading.Lock()  # guards the open_connections set of each API server
+
+
 class _QuietHandler(WSGIRequestHandler):
     """Request handler that logs through ``logging`` at debug level instead of printing each request.
 
@@ -32,6 +36,18 @@ class _QuietHandler(WSGIRequestHandler):
     """
 
     timeout = 20
+
+    def setup(self) -> None:
+        super().setup()
+        with _OPEN_LOCK:
+            getattr(self.server, "open_connections", set()).add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with _OPEN_LOCK:
+                getattr(self.server, "open_connections", set()).discard(self.connection)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         logging.getLogger("xr_openeo.testing").debug("%s %s -> %s", self.command, self.path, code)
@@ -97,6 +113,7 @@ class LocalBackend:
         )
         self._host, self._port = host, port
         self._server: BaseWSGIServer | None = None
+        self._paused_port: int | None = None
         self._thread: threading.Thread | None = None
         self._asset_server: BaseWSGIServer | None = None
         self._asset_thread: threading.Thread | None = None
@@ -106,12 +123,10 @@ class LocalBackend:
     def start(self) -> LocalBackend:
         if self._server is not None:
             return self
+        if self._paused_port is not None:
+            return self.resume()
         _predefined()  # import openeo-processes-dask now, not inside the first job
-        self._server = make_server(
-            self._host, self._port, create_app(self.state), threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-openeo-backend", daemon=True)
-        self._thread.start()
+        self._serve_api(self._port)
         # The separate asset host (another port) that ``Faults(redirect_assets=True)`` redirects downloads to.
         self._asset_server = make_server(
             self._host, 0, create_asset_host_app(self.state), threaded=True, request_handler=_QuietHandler
@@ -124,13 +139,10 @@ class LocalBackend:
         return self
 
     def stop(self) -> None:
-        if self._server is None:
+        if self._server is None and self._paused_port is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-        self._server = None
+        self._close_api()
+        self._paused_port = None
         if self._asset_server is not None:
             self._asset_server.shutdown()
             self._asset_server.server_close()
@@ -141,6 +153,48 @@ class LocalBackend:
         self.state.jobs.wait_idle()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Take the API server down as in an outage; :meth:`resume` serves again on the same port.
+
+        Until then new connections are refused and open (keep-alive) ones are closed. Jobs keep running,
+        and every bit of state stays: jobs, issued tokens, faults, the request log, the asset host.
+        """
+        if self._server is None:
+            raise RuntimeError("The backend is not running (or already paused)")
+        self._paused_port = self._server.server_port
+        self._close_api()
+
+    def resume(self) -> LocalBackend:
+        """Serve the API again on the port it had before :meth:`pause`."""
+        if self._paused_port is None:
+            raise RuntimeError("The backend is not paused")
+        self._serve_api(self._paused_port)
+        self._paused_port = None
+        return self
+
+    def _serve_api(self, port: int) -> None:
+        server = make_server(self._host, port, create_app(self.state), threaded=True, request_handler=_QuietHandler)
+        server.open_connections = set()  # type: ignore[attr-defined]  # kept by _QuietHandler; pause() closes them
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="local-openeo-backend", daemon=True)
+        self._thread.start()
+
+    def _close_api(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with _OPEN_LOCK:
+            connections = list(getattr(server, "open_connections", ()))
+        for conn in connections:  # keep-alive connections would otherwise still be served
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(10)
 
     def __enter__(self) -> LocalBackend:
         return self.start()
@@ -162,6 +216,8 @@ class LocalBackend:
 
     @property
     def port(self) -> int:
+        if self._server is None and self._paused_port is not None:
+            return self._paused_port
         if self._server is None:
             raise RuntimeError("The backend is not running: use `with LocalBackend() as backend:` or call start()")
         return self._server.server_port
