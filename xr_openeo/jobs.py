@@ -18,6 +18,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ import requests
 from openeo.rest import OpenEoClientException
 
 from .errors import AuthenticationError, JobError, JobFailedError, JobNotFoundError, JobTimeoutError, XrOpenEOError
+from .results import redact
 
 __all__ = [
     "as_batch_job",
@@ -603,6 +605,17 @@ def _backend_error(exc: BaseException, doing: str) -> XrOpenEOError:
     return JobError(f"Could not {doing} ({what}: {message})", status=status)
 
 
+def _describe_error(exc: BaseException) -> str:
+    """A short, redacted account of a failed request: ``HTTP 503``, or ``ConnectionError ([Errno 111] …)``."""
+    status = _http_status(exc)
+    if status:
+        return f"HTTP {status}"
+    text = redact(str(exc))
+    errno = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    detail = errno.group(0).strip() if errno else _truncate(text, 200)
+    return f"{type(exc).__name__} ({detail})" if detail else type(exc).__name__
+
+
 def _short_repr(value: Any, width: int = 80) -> str:
     """``repr(value)``, cut to ``width`` characters (backend documents can be huge)."""
     try:
@@ -829,23 +842,24 @@ class _Waiter:
     def call(self, fn: Callable[[_Hint], Any], action: str) -> Any:
         """``fn(hint)``, retrying transient errors (backoff, ``Retry-After``) up to ``max_retries`` in a row."""
         failures = 0
+        first_failure = 0.0
         while True:
             hint = _Hint()
             self.attempted_at = self.elapsed()
             try:
-                return fn(hint)
+                result = fn(hint)
             except XrOpenEOError:
                 raise
             except (OpenEoClientException, requests.RequestException) as exc:
                 if not _is_transient(exc):
                     raise _library_error(exc, action, self.job_id) from exc
+                if not failures:
+                    first_failure = self.attempted_at
                 failures += 1
                 status = _http_status(exc)
                 if failures > self.max_retries:
                     raise JobError(
-                        f"Could not {action} batch job {self.job_id!r}: {failures} transient errors in a row, the "
-                        f"last {type(exc).__name__}: {exc}. The job itself may be fine; wait for it again later "
-                        f"with xr_openeo.jobs.wait(connection.job({self.job_id!r}))",
+                        self._unreachable(action, failures, self.elapsed() - first_failure, exc),
                         job_id=self.job_id,
                         status=status,
                     ) from exc
@@ -863,10 +877,42 @@ class _Waiter:
                     self.max_retries,
                     action,
                     self.job_id,
-                    f"HTTP {status}" if status else type(exc).__name__,
+                    _describe_error(exc),
                     delay,
                 )
                 self.sleep_until(self.elapsed() + delay)
+            else:
+                if failures:
+                    logger.warning(
+                        "The backend answered again after %d transient error(s) over %.1f s; waiting for batch job "
+                        "%r goes on",
+                        failures,
+                        self.attempted_at - first_failure,
+                        self.job_id,
+                    )
+                return result
+
+    def _unreachable(self, action: str, failures: int, seconds: float, exc: BaseException) -> str:
+        """The message of the error that ends a wait after ``failures`` transient errors in a row."""
+        root = getattr(getattr(self.job, "connection", None), "root_url", None)
+        where = f" on {redact(str(root).rstrip('/'))}" if root else ""
+        job = f"connection.job({self.job_id!r})"
+        if self.started or self.status not in (None, "created"):
+            seen = f"it was {self.status!r} when last seen" if self.status else "it was started"
+            state = f"Stopped waiting, but the job is not affected: it keeps running on the backend ({seen})"
+        elif self.status == "created":
+            state = "Stopped waiting; the job exists on the backend but may not have been started"
+        else:
+            state = (
+                "Stopped waiting; the backend did not answer once during this wait, so the job's status is unknown: "
+                "if it was started, it keeps running on the backend"
+            )
+        return (
+            f"Could not {action} batch job {self.job_id!r}{where}: {failures} transient errors in a row over "
+            f"{seconds:.1f} s, the last {_describe_error(exc)}. {state}. Once the backend answers again, reattach "
+            f"to it by its id: xr_openeo.jobs.wait({job}) (which starts it if needed and waits), then "
+            f"xr_openeo.open_results({job}); compute_batch(..., reuse=True) reuses it only once it finished"
+        )
 
     def run(self) -> dict[str, Any]:
         created_after_start = 0
@@ -949,7 +995,14 @@ def _cancel(job: Any, why: str) -> None:
     try:
         job.stop()
     except Exception as exc:
-        logger.error("%s, but canceling batch job %r failed: %s", why, job.job_id, exc)
+        logger.error(
+            "%s, but canceling batch job %r failed (%s): it may still be running on the backend; cancel it "
+            "with connection.job(%r).stop()",
+            why,
+            job.job_id,
+            _describe_error(exc),
+            job.job_id,
+        )
     else:
         logger.warning("%s: canceled batch job %r", why, job.job_id)
 
@@ -991,7 +1044,11 @@ def wait(
     max_retries
         Transient errors (connection errors, HTTP 429/502/503/504) tolerated in a row per request; they
         are retried with exponential backoff (1, 2, 4… s, at most ``max_backoff``) or after the
-        ``Retry-After`` the backend asked for. Other errors raise at once.
+        ``Retry-After`` the backend asked for. Other errors raise at once. With the defaults a backend
+        outage of about five minutes (1 + 2 + … + 32 + 4 × 60 s) is waited out. Each retry is logged
+        (logger ``xr_openeo.jobs``, level WARNING), and so is the first answer after an outage.
+    max_backoff
+        Longest pause between two retries, in seconds.
 
     Returns
     -------
@@ -1003,9 +1060,19 @@ def wait(
     JobFailedError
         The job ended in ``error`` or ``canceled``; carries ``job_id`` and the error ``logs``.
     JobTimeoutError
-        ``timeout`` passed first.
-    JobNotFoundError, AuthenticationError, JobError
-        The backend does not know the job, refused the credentials, or failed otherwise.
+        ``timeout`` passed first (also while retrying transient errors); the job keeps running.
+    JobError
+        More than ``max_retries`` transient errors in a row (the backend is down or overloaded): the
+        message names the backend and says how to reattach to the job, which keeps running; or any
+        other failed request.
+    JobNotFoundError, AuthenticationError
+        The backend does not know the job, or refused the credentials.
+
+    Notes
+    -----
+    On ``KeyboardInterrupt`` the job is canceled (when ``cancel_on_interrupt``) unless it already ended;
+    if the backend cannot be reached to cancel it, an ERROR log line says so and how to cancel it later.
+    Interrupting never cancels a job twice, and ``KeyboardInterrupt`` is always re-raised.
     """
     waiter = _Waiter(
         job,
