@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import xarray as xr
@@ -98,6 +101,45 @@ class OpenEOAccessor:
         keys = list(self._ds.attrs.get("openeo:assets", [])) or None
         fresh = open_results(self.job_id, connection=connection_for(self.backend), assets=keys)
         return fresh
+
+    def download(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        assets: str | Sequence[str] | None = None,
+        max_workers: int = 8,
+        overwrite: bool = False,
+    ) -> dict[str, Path]:
+        """Download the job's result files into ``directory`` (see :func:`xr_openeo.download`).
+
+        Parameters
+        ----------
+        directory
+            Where the files go; created if missing.
+        assets
+            Asset keys, roles, media types or format names; default the assets this dataset was
+            opened from (all data assets when it does not say).
+        max_workers, overwrite
+            As for :func:`xr_openeo.download`.
+
+        Returns
+        -------
+        dict
+            ``{asset key: Path}`` of the written files.
+        """
+        from .download import download
+        from .jobs import connection_for
+
+        if not self.job_id:
+            raise ValueError(
+                "This dataset names no batch job: run a deferred one with ds.openeo.compute_batch(); for results "
+                "opened from a URL or document, call xr_openeo.download(source, directory) with that source"
+            )
+        keys = assets if assets is not None else (list(self._ds.attrs.get("openeo:assets", [])) or None)
+        connection = connection_for(self.backend)
+        return download(
+            self.job_id, directory, assets=keys, connection=connection, max_workers=max_workers, overwrite=overwrite
+        )
 
     @property
     def cube(self) -> Any:
