@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["LocalBackend", "SyntheticCollection", "Band", "Faults", "synthetic_pixels", "TEST_USER", "OTHER_USER"]
+__all__ = ["LocalBackend", "BackendProcess", "SyntheticCollection", "Band", "Faults", "synthetic_pixels", "TEST_USER", "OTHER_USER"]
 
 if TYPE_CHECKING:
     from .backend import OTHER_USER, TEST_USER, LocalBackend
+    from .process import BackendProcess
     from .collections import Band, SyntheticCollection, synthetic_pixels
     from .faults import Faults
 
 _WHERE = {
     "LocalBackend": "backend",
+    "BackendProcess": "process",
     "TEST_USER": "backend",
     "OTHER_USER": "backend",
     "SyntheticCollection": "collections",
