@@ -1,24 +1,28 @@
-"""Opening and reading GeoTIFF results: time, requests and bytes, measured at the local backend."""
+"""Opening and reading GeoTIFF results: time, requests, bytes and graph size, measured at the local backend."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import xr_openeo
 from xr_openeo.testing import LocalBackend, SyntheticCollection
+
+from ._common import asset_requests, pick, run_job
 
 
 class GeoTIFFResults:
     """A finished job of ``dates`` 3-band 512 × 512 uint16 COGs (tiles of 256) on the local backend."""
 
-    params = [10, 50]
+    params = pick([10, 50], [2])
     param_names = ["dates"]
     timeout = 300
 
     def setup(self, dates: int) -> None:
-        self.backend = LocalBackend([SyntheticCollection(dates=dates, width=512, height=512)], blocksize=256).start()
-        conn = self.backend.connect()
-        cube = conn.load_collection("SENTINEL2_L2A", bands=["B02", "B03", "B04"])
-        self.job = cube.create_job(out_format="GTiff")
-        self.job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
+        size = pick(512, 256)
+        self.backend = LocalBackend([SyntheticCollection(dates=dates, width=size, height=size)], blocksize=256).start()
+        self.job = run_job(self.backend.connect(), "GTiff", dates=dates)
+        self.dates = dates
 
     def teardown(self, dates: int) -> None:
         self.backend.stop()
@@ -36,20 +40,77 @@ class GeoTIFFResults:
     def track_asset_requests_open(self, dates: int) -> int:
         self.backend.clear_requests()
         xr_openeo.open_results(self.job)
-        return sum(1 for r in self.backend.requests if "/results/assets/" in r.path)
+        return len(asset_requests(self.backend.requests))
 
     def track_full_read_bytes_ratio(self, dates: int) -> float:
         """Bytes moved by a full read / bytes of the files (1.0 = nothing read twice)."""
         files = sum(f.stat().st_size for f in self.backend.job(self.job.job_id).out_dir.iterdir())
         self.backend.clear_requests()
         xr_openeo.open_results(self.job).load()
-        return sum(r.bytes_sent for r in self.backend.requests if "/results/assets/" in r.path) / files
+        return sum(r.bytes_sent for r in asset_requests(self.backend.requests)) / files
+
+    def track_window_requests_per_file(self, dates: int) -> float:
+        """Requests per file for one 256² window of all bands across all dates (header + tile: 2)."""
+        ds = xr_openeo.open_results(self.job, chunks={"y": 256, "x": 256})
+        self.backend.clear_requests()
+        ds.isel(y=slice(0, 256), x=slice(0, 256)).load()
+        return len(asset_requests(self.backend.requests)) / dates
 
     def track_read_tasks_per_file(self, dates: int) -> float:
         """Read tasks in the graph per file (one per file and spatial chunk; 1.0 with whole-file chunks)."""
         ds = xr_openeo.open_results(self.job)
         graph = dict(ds.__dask_graph__())
         return sum(1 for k in graph if isinstance(k, tuple) and str(k[0]).startswith("read-geotiff")) / dates
+
+    def track_graph_tasks(self, dates: int) -> int:
+        """Tasks in the graph of the whole dataset (reads plus xarray's band selections)."""
+        return len(xr_openeo.open_results(self.job).__dask_graph__())
+
+    def track_graph_pickled_bytes(self, dates: int) -> int:
+        """Size of the pickled graph: what a dask.distributed client ships to the scheduler."""
+        ds = xr_openeo.open_results(self.job)
+        return len(pickle.dumps(dict(ds.__dask_graph__())))
+
+
+def _document(assets: int) -> dict:
+    """A geopyspark-style results document of ``assets`` dated COGs (no item links: one document)."""
+    with LocalBackend([SyntheticCollection(dates=1, width=64, height=64)]) as backend:
+        job = run_job(backend.connect(), "GTiff", dates=1)
+        doc = job.get_results().get_metadata()
+    ((key, template),) = doc["assets"].items()
+    import pandas as pd
+
+    doc["links"] = [link for link in doc["links"] if link["rel"] != "item"]
+    doc["assets"] = {}
+    for day in pd.date_range("2020-01-01", periods=assets, freq="D"):
+        name = f"openEO_{day:%Y-%m-%d}Z.tif"
+        asset = copy.deepcopy(template)
+        asset["href"] = template["href"].replace(key, name)
+        asset["title"] = name
+        doc["assets"][name] = asset
+    return doc
+
+
+class OpenOverhead:
+    """Opening a results document of 10, 100 and 1,000 assets: parse, specs, graph; no network."""
+
+    params = pick([10, 100, 1000], [3, 10])
+    param_names = ["assets"]
+    timeout = 300
+
+    def setup_cache(self) -> dict:
+        return {n: _document(n) for n in self.params}
+
+    def time_open(self, docs: dict, assets: int) -> None:
+        xr_openeo.open_results(docs[assets])
+
+    def track_tasks_per_asset(self, docs: dict, assets: int) -> float:
+        """Read tasks per asset (at most one per file and spatial chunk)."""
+        graph = dict(xr_openeo.open_results(docs[assets]).__dask_graph__())
+        return sum(1 for k in graph if isinstance(k, tuple) and str(k[0]).startswith("read-geotiff")) / assets
+
+    def track_graph_pickled_bytes(self, docs: dict, assets: int) -> int:
+        return len(pickle.dumps(dict(xr_openeo.open_results(docs[assets]).__dask_graph__())))
 
 
 class Import:

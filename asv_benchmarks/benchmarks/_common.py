@@ -1,0 +1,36 @@
+"""Sizes and finished jobs shared by the benchmarks.
+
+``XR_OPENEO_BENCH_SMOKE=1`` shrinks every workload to a few tiny files: the CI smoke test runs each
+benchmark once that way, so a broken benchmark fails CI without anything being timed there.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+SMOKE = os.environ.get("XR_OPENEO_BENCH_SMOKE") == "1"
+
+
+def pick(full: Any, smoke: Any) -> Any:
+    """``full`` for real runs, ``smoke`` under ``XR_OPENEO_BENCH_SMOKE=1``."""
+    return smoke if SMOKE else full
+
+
+def run_job(
+    conn: Any, out_format: str, *, dates: int, bands: tuple[str, ...] = ("B02", "B03", "B04"), cube: Any = None
+) -> Any:
+    """A finished batch job over the first ``dates`` dates of the synthetic collection."""
+    import pandas as pd
+
+    if cube is None:
+        end = (pd.Timestamp("2023-01-01") + pd.Timedelta(days=5 * dates)).strftime("%Y-%m-%d")
+        cube = conn.load_collection("SENTINEL2_L2A", bands=list(bands), temporal_extent=["2023-01-01", end])
+    job = cube.create_job(out_format=out_format)
+    job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
+    return job
+
+
+def asset_requests(records: Any) -> list[Any]:
+    """The asset downloads among request-log records (objects or dicts)."""
+    return [r for r in records if "/results/assets/" in (r["path"] if isinstance(r, dict) else r.path)]

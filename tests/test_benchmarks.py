@@ -1,0 +1,72 @@
+"""Smoke tests: every asv benchmark and the comparison script run once at tiny sizes.
+
+Nothing here is timed; a broken benchmark or baseline fails CI. The comparison run doubles as an
+agreement check: every method must read exactly the same pixels as xr_openeo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=500,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_every_asv_benchmark_runs_at_tiny_size():
+    done = _run(["asv_benchmarks.smoke"])
+    assert done.returncode == 0, done.stderr[-4000:]
+    ran = [line for line in done.stdout.splitlines() if " -> " in line]
+    for name in (
+        "open_results.GeoTIFFResults.time_full_read",
+        "open_results.OpenOverhead.time_open",
+        "open_results.Import.timeraw_import_engine",
+        "netcdf.NetCDFResults.time_subset_read",
+        "timeseries.JSONTimeSeries.time_open_dataframe",
+        "memory.ReduceOverTime.peakmem_mean_over_t",
+    ):
+        assert any(line.startswith(name) for line in ran), f"{name} did not run:\n{done.stdout}"
+    # the request-count claims the benchmarks track hold at any size
+    assert "GeoTIFFResults.track_asset_requests_open[2] -> 0" in done.stdout
+    assert "GeoTIFFResults.track_full_read_bytes_ratio[2] -> 1.0" in done.stdout
+
+
+@pytest.mark.slow
+def test_compare_script_at_tiny_size_agrees_across_methods(tmp_path):
+    out = tmp_path / "compare.json"
+    workloads = "open,full,window,netcdf-full,netcdf-subset,memory"
+    args = ["asv_benchmarks.compare", "--dates", "3", "--size", "256", "--netcdf-dates", "2", "--window", "128"]
+    args += ["--repeat", "1", "--latency", "0", "--memory-budget", "1", "--workloads", workloads, "--json", str(out)]
+    done = _run(args)
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(out.read_text())
+    assert set(report["workloads"]) == set(workloads.split(","))
+    for name, workload in report["workloads"].items():
+        rows = workload["rows"]
+        assert "xr_openeo" in rows, name
+        if name == "open":
+            assert rows["xr_openeo"]["asset_requests"] == 0
+            continue
+        expected = rows["xr_openeo"]["checksum"]
+        for method, row in rows.items():
+            assert row["checksum"] == expected, f"{name}: {method} read different pixels than xr_openeo"
+    full = report["workloads"]["full"]
+    assert full["rows"]["xr_openeo"]["asset_bytes"] == full["job"]["file_bytes"]  # each file read exactly once
+    assert "| xr_openeo |" in done.stdout and "× xr_openeo" in done.stdout
