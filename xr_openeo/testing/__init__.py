@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["LocalBackend", "BackendProcess", "SyntheticCollection", "Band", "Faults", "synthetic_pixels", "TEST_USER", "OTHER_USER"]
+__all__ = [
+    "LocalBackend",
+    "BackendProcess",
+    "SyntheticCollection",
+    "Band",
+    "Faults",
+    "synthetic_pixels",
+    "TEST_USER",
+    "OTHER_USER",
+]
 
 if TYPE_CHECKING:
     from .backend import OTHER_USER, TEST_USER, LocalBackend
-    from .process import BackendProcess
     from .collections import Band, SyntheticCollection, synthetic_pixels
     from .faults import Faults
+    from .process import BackendProcess
 
 _WHERE = {
     "LocalBackend": "backend",
