@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import AssetReadError
 from ..http import AssetLocator, fetch
 from ..results import AssetSpec, Grid
 
@@ -77,10 +78,15 @@ _HEADS = _Heads()
 class _RemoteFile(io.RawIOBase):
     """A seekable read-only file over one asset, for GDAL (through rasterio's opener plugin)."""
 
-    def __init__(self, key: str, locator: AssetLocator) -> None:
+    def __init__(self, key: str, locator: AssetLocator, failures: list[AssetReadError] | None = None) -> None:
         super().__init__()
         self._key, self._locator = key, locator
-        self._size, self._head, self._whole = _HEADS.get(key, locator)
+        self._failures = failures if failures is not None else []
+        try:
+            self._size, self._head, self._whole = _HEADS.get(key, locator)
+        except AssetReadError as exc:
+            self._failures.append(exc)
+            raise OSError(str(exc)) from None  # what an opener raises for a file it cannot open
         self._pos = 0
 
     def readable(self) -> bool:
@@ -103,7 +109,13 @@ class _RemoteFile(io.RawIOBase):
             return b""
         if stop <= len(self._head):
             return self._head[start:stop]
-        data, _, ranged = fetch(self._key, self._locator, (start, stop))
+        try:
+            data, _, ranged = fetch(self._key, self._locator, (start, stop))
+        except AssetReadError as exc:
+            # An exception raised into GDAL's read callback is only printed ("Exception ignored");
+            # answer a short read, which fails GDAL's read, and keep ours for the reader to raise.
+            self._failures.append(exc)
+            return b""
         return data if ranged else data[start:stop]
 
     def read(self, size: int = -1) -> bytes:
@@ -133,10 +145,12 @@ class _RemoteFile(io.RawIOBase):
                 if b_start <= start and start + size <= b_start + len(blob):
                     out.append(blob[start - b_start : start - b_start + size])
                     break
+            else:
+                out.append(b"")  # a failed fetch (recorded): one answer per range all the same
         return out
 
 
-def _container(key: str, locator: AssetLocator) -> Any:
+def _container(key: str, locator: AssetLocator, failures: list[AssetReadError]) -> Any:
     from rasterio.abc import MultiByteRangeResourceContainer
 
     class Container(MultiByteRangeResourceContainer):
@@ -145,7 +159,7 @@ def _container(key: str, locator: AssetLocator) -> Any:
         def open(self, path: str, mode: str = "rb", **kwds: Any) -> _RemoteFile:
             if not path.endswith("asset.tif"):
                 raise FileNotFoundError(path)
-            return _RemoteFile(key, locator)
+            return _RemoteFile(key, locator, failures)
 
         def isfile(self, path: str) -> bool:
             return path.endswith("asset.tif")
@@ -165,13 +179,17 @@ def _container(key: str, locator: AssetLocator) -> Any:
         def size(self, path: str) -> int:
             if not path.endswith("asset.tif"):
                 raise FileNotFoundError(path)
-            return _HEADS.get(key, locator)[0]
+            try:
+                return _HEADS.get(key, locator)[0]
+            except AssetReadError as exc:
+                failures.append(exc)
+                raise OSError(str(exc)) from None
 
     return Container()
 
 
-def _open(key: str, locator: AssetLocator) -> Any:
-    """Open asset ``key`` for GDAL; closes with the ``with`` block.
+def _open(key: str, locator: AssetLocator, failures: list[AssetReadError]) -> Any:
+    """Open asset ``key`` for GDAL; closes with the ``with`` block. Failed fetches land in ``failures``.
 
     A dataset is opened per read and closed after: rasterio keeps its opener registry in a
     ContextVar and dask runs each task in its own context copy, so a handle cannot outlive its
@@ -179,24 +197,46 @@ def _open(key: str, locator: AssetLocator) -> Any:
     """
     import rasterio
 
-    return rasterio.open(f"/xr_openeo/{threading.get_ident()}/asset.tif", opener=_container(key, locator))
+    return rasterio.open(f"/xr_openeo/{threading.get_ident()}/asset.tif", opener=_container(key, locator, failures))
+
+
+def _through_gdal(fn: Any) -> Any:
+    """``fn(failures)``, raising the AssetReadError of a failed fetch instead of the GDAL error it caused.
+
+    Also when GDAL swallowed the failure and carried on: a window with a failed fetch is never
+    trusted.
+    """
+    failures: list[AssetReadError] = []
+    try:
+        out = fn(failures)
+    except Exception:
+        if failures:
+            raise failures[-1] from None
+        raise
+    if failures:
+        raise failures[-1]
+    return out
 
 
 def file_info(spec: AssetSpec, locator: AssetLocator) -> FileInfo:
     """Read the header of one asset (one ranged GET): for results documents that lack the grid."""
     import rasterio
 
-    with rasterio.Env(**GDAL_OPTIONS), _open(spec.key, locator) as ds:
-        t = ds.transform
-        crs = ds.crs.to_string() if ds.crs else ""
-        return FileInfo(
-            grid=Grid(crs, (ds.height, ds.width), (t.a, t.b, t.c, t.d, t.e, t.f)),
-            count=ds.count,
-            descriptions=tuple(ds.descriptions),
-            dtype=ds.dtypes[0],
-            nodata=ds.nodata,
-            block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
-        )
+    def read(failures: list[AssetReadError]) -> FileInfo:
+        with rasterio.Env(**GDAL_OPTIONS), _open(spec.key, locator, failures) as ds:
+            t = ds.transform
+            crs = ds.crs.to_string() if ds.crs else ""
+            return FileInfo(
+                grid=Grid(crs, (ds.height, ds.width), (t.a, t.b, t.c, t.d, t.e, t.f)),
+                count=ds.count,
+                descriptions=tuple(ds.descriptions),
+                dtype=ds.dtypes[0],
+                nodata=ds.nodata,
+                block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
+            )
+
+    result: FileInfo = _through_gdal(read)
+    return result
 
 
 @dataclass(frozen=True)
@@ -239,12 +279,13 @@ class GeoTIFFReader:
             if self.shape is not None and (r0, r1, c0, c1) == (0, self.shape[0], 0, self.shape[1]):
                 raw, nodata = self._read_whole(key)
             else:
-                with _open(key, self.locator) as ds:
-                    raw = ds.read(window=Window(c0, r0, c1 - c0, r1 - r0))
-                    nodata = ds.nodata
-        if raw.shape[0] != self.count:
-            from ..errors import AssetReadError
 
+                def read(failures: list[AssetReadError]) -> tuple[np.ndarray, float | None]:
+                    with _open(key, self.locator, failures) as ds:
+                        return ds.read(window=Window(c0, r0, c1 - c0, r1 - r0)), ds.nodata
+
+                raw, nodata = _through_gdal(read)
+        if raw.shape[0] != self.count:
             raise AssetReadError(
                 f"Asset {key!r} has {raw.shape[0]} bands where the results document says {self.count}; "
                 "open it with assets=[...] on its own",
