@@ -140,11 +140,18 @@ def _pystac_self(obj: Any) -> str | None:
 # -- rasters --------------------------------------------------------------------------------------
 
 
-def open_rasters(results: Results, *, chunks: Any = None, dtype: str | None = None, lazy_arrays: bool = False) -> Any:
+def open_rasters(
+    results: Results,
+    *,
+    chunks: Any = None,
+    dtype: str | None = None,
+    lazy_arrays: bool = False,
+    on_read_error: str = "raise",
+) -> Any:
     """The raster assets as a Dataset (or a DataTree when they sit on different grids).
 
     ``lazy_arrays``: variables are xarray lazily indexed arrays (for the xarray engine, which makes
-    the dask graph itself) instead of dask arrays.
+    the dask graph itself) instead of dask arrays. ``on_read_error``: as for :func:`open_results`.
     """
     from .assemble import Provenance
 
@@ -164,13 +171,13 @@ def open_rasters(results: Results, *, chunks: Any = None, dtype: str | None = No
     groups: dict[str, Any] = {}
     geotiffs = [a for a in specs if a.format == "geotiff"]
     for name, members in _grid_groups(geotiffs).items():
-        groups[name] = _geotiff_dataset(members, results, chunks, dtype, provenance, lazy_arrays)
+        groups[name] = _geotiff_dataset(members, results, chunks, dtype, provenance, lazy_arrays, on_read_error)
     netcdfs = [a for a in specs if a.format == "netcdf"]
     if netcdfs:
-        groups["netcdf" if groups else "data"] = _netcdf_dataset(netcdfs, results, chunks, provenance)
+        groups["netcdf" if groups else "data"] = _netcdf_dataset(netcdfs, results, chunks, provenance, on_read_error)
     zarrs = [a for a in specs if a.format == "zarr"]
     for spec in zarrs:
-        groups[spec.key] = _zarr_dataset(spec, results, chunks, provenance)
+        groups[spec.key] = _zarr_dataset(spec, results, chunks, provenance, on_read_error)
     if len(groups) == 1:
         return next(iter(groups.values()))
     from .assemble import as_tree
@@ -189,7 +196,13 @@ def _grid_groups(specs: Sequence[AssetSpec]) -> dict[str, list[AssetSpec]]:
 
 
 def _geotiff_dataset(
-    specs: Sequence[AssetSpec], results: Results, chunks: Any, dtype: str | None, provenance: Any, lazy_arrays: bool
+    specs: Sequence[AssetSpec],
+    results: Results,
+    chunks: Any,
+    dtype: str | None,
+    provenance: Any,
+    lazy_arrays: bool,
+    on_read_error: str = "raise",
 ) -> Any:
     from dataclasses import replace
 
@@ -201,15 +214,26 @@ def _geotiff_dataset(
     grid, tile, nodata = first.grid, DEFAULT_TILE, first.nodata
     descriptions: tuple[str | None, ...] = ()
     count = len(first.bands)
+    header_read = False
     if grid is None or not count:
+        header_read = True
         info = file_info(first, results.locator)  # one header for the whole group
         grid, tile, descriptions, count = info.grid, info.block_shape[0], info.descriptions, info.count
         nodata = nodata if nodata is not None else info.nodata
     names = unique_names(band_names(first, count, descriptions))
     out_dtype = dtype or first.dtype or "float32"  # the same whether or not a header was read
+    if on_read_error == "fill" and not _is_float(out_dtype):
+        if nodata is None and not header_read:  # the metadata has none; the file may (one header GET)
+            nodata = file_info(first, results.locator).nodata
+        if nodata is None or nodata != nodata:  # none, or NaN: nothing an integer can hold
+            raise ValueError(
+                f"on_read_error='fill' has nothing to fill failed reads of {out_dtype} data with: asset "
+                f"{first.key!r} has no integer nodata value. Pass dtype='float32' (failed reads become NaN), "
+                "have the job write a nodata value, or use on_read_error='raise'."
+            )
     fill = nodata if nodata is not None and not _is_float(out_dtype) else None
     times, steps = time_steps([replace(s, grid=grid) for s in specs])
-    reader = GeoTIFFReader(results.locator, out_dtype, count, fill, grid.shape)
+    reader = GeoTIFFReader(results.locator, out_dtype, count, fill, grid.shape, on_read_error)
     keys = [tuple(s.key for s in step) for step in steps]
     wanted = normalize_chunks(chunks)
     preferred = {
@@ -231,20 +255,23 @@ def _is_float(dtype: str) -> bool:
     return bool(np.issubdtype(np.dtype(dtype), np.floating))
 
 
-def _netcdf_dataset(specs: Sequence[AssetSpec], results: Results, chunks: Any, provenance: Any) -> Any:
+def _netcdf_dataset(
+    specs: Sequence[AssetSpec], results: Results, chunks: Any, provenance: Any, on_read_error: str = "raise"
+) -> Any:
     from .readers.netcdf import combine_netcdf, open_netcdf
 
     nc_chunks = None if chunks in (None, "auto") else chunks
-    datasets = [open_netcdf(spec, results.locator, chunks=nc_chunks) for spec in specs]
+    datasets = [open_netcdf(spec, results.locator, chunks=nc_chunks, on_read_error=on_read_error) for spec in specs]
     ds = datasets[0] if len(datasets) == 1 else combine_netcdf(datasets)
     ds.attrs.update(provenance.attrs())
     return ds
 
 
-def _zarr_dataset(spec: AssetSpec, results: Results, chunks: Any, provenance: Any) -> Any:
+def _zarr_dataset(spec: AssetSpec, results: Results, chunks: Any, provenance: Any, on_read_error: str = "raise") -> Any:
     from .readers.zarr import open_zarr
 
-    ds = open_zarr(spec, results.locator, chunks=None if chunks in (None, "auto") else chunks)
+    zarr_chunks = None if chunks in (None, "auto") else chunks
+    ds = open_zarr(spec, results.locator, chunks=zarr_chunks, on_read_error=on_read_error)
     ds.attrs.update(provenance.attrs())
     return ds
 
@@ -277,6 +304,7 @@ def open_results(
     partial: bool = False,
     dtype: str | None = None,
     pickle_token: bool = False,
+    on_read_error: str | None = None,
     _lazy_arrays: bool = False,
 ) -> Any:
     """Open the results of an openEO batch job lazily, as a dask-backed :class:`xarray.Dataset`.
@@ -304,6 +332,15 @@ def open_results(
         cluster in other processes can renew expired URLs through the authenticated results URL and
         read hrefs that need the token. Anyone holding such a pickle can use the token until it
         expires. Without it (the default) workers renew through the signed canonical link only.
+    on_read_error : {"raise", "fill"}, optional
+        What a raster read that still fails after the retries (HTTP error, dropped or truncated
+        download, expired URL that cannot be renewed) does when computing: ``"raise"``
+        :class:`~xr_openeo.errors.AssetReadError` naming the asset, its redacted href and the HTTP
+        status; or ``"fill"`` the chunk with the variable's nodata (NaN for floats) and warn with
+        :class:`~xr_openeo.errors.FailedReadWarning`, which names the same. Any other error still
+        raises. Integer GeoTIFF output needs a nodata value to fill with (else ``ValueError`` here:
+        pass ``dtype="float32"``). Default: :func:`xr_openeo.set_options`, else the environment
+        variable ``XR_OPENEO_ON_READ_ERROR``, else ``"raise"``. GeoTIFF, netCDF and Zarr assets.
 
     Returns
     -------
@@ -311,12 +348,15 @@ def open_results(
         One variable per band with dims ``(t, y, x)``; a DataTree with one group per grid when the
         assets do not share one. Time series (JSON/CSV/Parquet/GeoJSON) give dims ``(t, geometry)``.
     """
+    from ._options import get_option
+
+    on_read_error = get_option("on_read_error", on_read_error)  # checked before any request
     results = load_results(source, connection=connection, partial=partial, assets=assets, pickle_token=pickle_token)
     formats = {require_format(a) for a in results.assets}
     if not results.assets:
         return _empty(results)
     if formats & set(RASTER_FORMATS):
-        return open_rasters(results, chunks=chunks, dtype=dtype, lazy_arrays=_lazy_arrays)
+        return open_rasters(results, chunks=chunks, dtype=dtype, lazy_arrays=_lazy_arrays, on_read_error=on_read_error)
     return _tables_as_dataset(results)
 
 
@@ -405,6 +445,7 @@ def compute_batch(
     assets: str | Sequence[str] | None = None,
     dtype: str | None = None,
     pickle_token: bool = False,
+    on_read_error: str | None = None,
 ) -> Any:
     """Run ``cube`` as an openEO batch job, wait for it, and open its results lazily.
 
@@ -421,7 +462,7 @@ def compute_batch(
     reuse
         Open the results of a finished job of this user with the same process graph (and job
         options) when there is one, instead of running a new job.
-    chunks, assets, dtype, pickle_token
+    chunks, assets, dtype, pickle_token, on_read_error
         As for :func:`open_results`.
 
     Returns
@@ -431,7 +472,9 @@ def compute_batch(
         :class:`~xr_openeo.errors.JobFailedError` with the job's error logs when it fails.
     """
     from . import jobs
+    from ._options import get_option
 
+    get_option("on_read_error", on_read_error)  # a bad value fails before a job runs
     conn, graph = jobs.prepare_process_graph(cube, connection=connection, out_format=out_format)
     jobs.remember_connection(conn)
     job = jobs.find_reusable(conn, graph, job_options) if reuse else None
@@ -440,7 +483,9 @@ def compute_batch(
         info = jobs.wait(job, progress=progress, timeout=timeout, cancel_on_interrupt=cancel_on_interrupt)
     else:
         info = job.describe()
-    ds = open_results(job, chunks=chunks, assets=assets, dtype=dtype, pickle_token=pickle_token)
+    ds = open_results(
+        job, chunks=chunks, assets=assets, dtype=dtype, pickle_token=pickle_token, on_read_error=on_read_error
+    )
     for name in ("created", "updated"):
         if isinstance(info.get(name), str):
             ds.attrs[f"openeo:{name}"] = info[name]

@@ -21,7 +21,8 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
     ``xr.open_dataset(job, engine="openeo")`` with a ``BatchJob``/``JobResults``, a results URL, a
     results document (dict or path) or a pystac object; a job id needs ``connection=``. xarray's own
     ``chunks=`` rechunks the result; ``read_chunks=`` sets how xr_openeo reads (dates per task,
-    spatial window), as ``chunks=`` of ``open_results`` does.
+    spatial window), as ``chunks=`` of ``open_results`` does. ``on_read_error="fill"`` fills reads
+    that fail after the retries with nodata and warns (see ``open_results``).
     """
 
     description = "Open openEO batch-job results lazily (xr_openeo)"
@@ -35,6 +36,7 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
         "dtype",
         "read_chunks",
         "pickle_token",
+        "on_read_error",
     )
 
     def open_dataset(  # type: ignore[override]
@@ -48,6 +50,7 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
         dtype: str | None = None,
         read_chunks: Any = None,
         pickle_token: bool = False,
+        on_read_error: str | None = None,
     ) -> Any:
         import xarray as xr
 
@@ -61,6 +64,7 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
             partial=partial,
             dtype=dtype,
             pickle_token=pickle_token,
+            on_read_error=on_read_error,
             _lazy_arrays=True,
         )
         if isinstance(ds, xr.DataTree):

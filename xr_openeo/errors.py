@@ -61,6 +61,41 @@ class AssetReadError(XrOpenEOError):
         self.status = status
 
 
+class FailedReadWarning(UserWarning):
+    """Reads that failed after the retries were filled (``on_read_error="fill"``) instead of raising.
+
+    ``keys``, ``hrefs`` (redacted) and ``statuses`` list the failed assets; ``fill`` is what the
+    chunk holds instead (``nan`` or the nodata value).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        keys: tuple[str | None, ...] = (),
+        hrefs: tuple[str | None, ...] = (),
+        statuses: tuple[int | None, ...] = (),
+        fill: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.keys, self.hrefs, self.statuses, self.fill = keys, hrefs, statuses, fill
+
+    @classmethod
+    def from_errors(cls, errors: list[AssetReadError], fill: float, what: str = "") -> FailedReadWarning:
+        """The warning for ``errors`` (one per failed asset) whose data became ``fill``."""
+        listed = "; ".join(
+            f"{e.key!r} at {e.href} (HTTP {e.status})" if e.status else f"{e.key!r} at {e.href}" for e in errors
+        )
+        return cls(
+            f"Reading failed after retries for {listed}; {what or 'the chunk'} was filled with {fill} "
+            '(on_read_error="fill"). Those values are missing, not measured.',
+            keys=tuple(e.key for e in errors),
+            hrefs=tuple(e.href for e in errors),
+            statuses=tuple(e.status for e in errors),
+            fill=fill,
+        )
+
+
 class URLExpiredError(AssetReadError):
     """A signed asset URL expired and could not be renewed."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AssetReadError
+from ..errors import AssetReadError, FailedReadWarning
 from ..http import AssetLocator, fetch
 from ..results import AssetSpec, Grid
 
@@ -244,6 +245,10 @@ class GeoTIFFReader:
     """Reads windows (all bands) of GeoTIFF assets into an output dtype, masking nodata for floats.
 
     Holds only the locator and options, so it pickles small; headers are cached per process.
+    ``on_read_error="fill"``: an asset whose fetch fails after the retries (HTTP error, dropped or
+    truncated body, expired URL that cannot be renewed) counts as nodata in that window (NaN for
+    float output, else ``nodata``) and a :class:`~xr_openeo.errors.FailedReadWarning` names it;
+    any other error still raises. The choice travels with the reader into pickled graphs.
     """
 
     locator: AssetLocator
@@ -251,13 +256,39 @@ class GeoTIFFReader:
     count: int
     nodata: float | None = None  # fill for integer output where a file has no data
     shape: tuple[int, int] | None = None
+    on_read_error: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.on_read_error not in ("raise", "fill"):
+            raise ValueError(f"on_read_error must be 'raise' or 'fill', got {self.on_read_error!r}")
+        if self.on_read_error == "fill" and self.fill_value is None:
+            raise ValueError(
+                f"on_read_error='fill' needs a value to fill {self.dtype} output with: pass dtype='float32' "
+                "(failed reads become NaN) or a nodata value"
+            )
+
+    @property
+    def fill_value(self) -> float | None:
+        """What a failed read is filled with: NaN for float output, else ``nodata`` (None: nothing)."""
+        if np.issubdtype(np.dtype(self.dtype), np.floating):
+            return float("nan")
+        return None if self.nodata is None or np.isnan(self.nodata) else self.nodata
 
     def read(self, keys: Sequence[str], window: tuple[slice, slice]) -> np.ndarray:
         """``(count, h, w)`` of the first valid pixel among ``keys`` (same-datetime assets)."""
         out: np.ndarray | None = None
         missing: np.ndarray | None = None
+        failed: list[AssetReadError] = []
         for key in keys:
-            data, invalid = self._read_one(key, window)
+            try:
+                data, invalid = self._read_one(key, window)
+            except AssetReadError as exc:
+                # Only failed requests to the asset's URL (they carry its href) are filled; an
+                # asset that does not match the results document is not a read failure.
+                if self.on_read_error != "fill" or exc.href is None:
+                    raise
+                failed.append(exc)
+                data, invalid = self._filled(window)
             if out is None:
                 out, missing = data, invalid
             else:
@@ -268,7 +299,14 @@ class GeoTIFFReader:
             if missing is not None and not missing.any():
                 break
         assert out is not None
+        if failed:
+            assert self.fill_value is not None
+            warnings.warn(FailedReadWarning.from_errors(failed, self.fill_value), stacklevel=2)
         return out
+
+    def _filled(self, window: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+        shape = (self.count, window[0].stop - window[0].start, window[1].stop - window[1].start)
+        return np.full(shape, self.fill_value, dtype=self.dtype), np.ones(shape, dtype=bool)
 
     def _read_one(self, key: str, window: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
         import rasterio

@@ -25,6 +25,7 @@ import re
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ from xarray.backends import BackendArray, BackendEntrypoint, StoreBackendEntrypo
 from xarray.backends.common import AbstractDataStore
 from xarray.core import indexing
 
-from ..errors import AssetReadError, URLExpiredError, XrOpenEOError
+from ..errors import AssetReadError, FailedReadWarning, URLExpiredError, XrOpenEOError
 from ..http import EXPIRED_STATUSES, TIMEOUT, AssetLocator, Auth, get, retrying_adapter
 from ..results import AssetSpec, redact, url_expiry
 
@@ -60,6 +61,7 @@ def open_netcdf(
     chunks: Any = None,
     block_size: int = 4 * 2**20,
     download: bool | None = None,
+    on_read_error: str = "raise",
 ) -> xr.Dataset:
     """Open one netCDF-4 result asset lazily as a dask-backed Dataset.
 
@@ -79,6 +81,12 @@ def open_netcdf(
     download
         True: one GET of the whole file, then read it from memory. False: lazy range reads only.
         None: download when a HEAD says the file is smaller than 16 MiB, else read lazily.
+    on_read_error
+        ``"raise"`` (default): a read that fails after the retries raises. ``"fill"``: a read of a
+        data variable that fails on the network (HTTP error, dropped or short download, expired URL
+        that cannot be renewed) gives its ``_FillValue`` (NaN once decoded; NaN for floats without
+        one) and a :class:`~xr_openeo.errors.FailedReadWarning`. Opening (the metadata) still
+        raises. ``ValueError`` if a gridded integer variable has no ``_FillValue`` to fill with.
 
     Returns
     -------
@@ -94,7 +102,7 @@ def open_netcdf(
     """
     if block_size <= 0:
         raise ValueError(f"block_size must be a positive number of bytes, got {block_size!r}")
-    file = NetCDFFile(spec, locator, block_size=block_size, download=download)
+    file = NetCDFFile(spec, locator, block_size=block_size, download=download, on_read_error=on_read_error)
     ds = xr.open_dataset(file, engine=_Engine, chunks="auto" if chunks is None else chunks, cache=False)  # type: ignore[arg-type]
     finished = _finish(ds, spec)
     finished.set_close(ds.close)  # the renames and assigns of _finish drop it: ds.close() closes the file
@@ -239,22 +247,36 @@ class NetCDFFile:
         *,
         block_size: int = 4 * 2**20,
         download: bool | None = None,
+        on_read_error: str = "raise",
         _token: str | None = None,
         _resolved: tuple[str, int | None] | None = None,
     ) -> None:
+        if on_read_error not in ("raise", "fill"):
+            raise ValueError(f"on_read_error must be 'raise' or 'fill', got {on_read_error!r}")
         self.spec = spec
         self.locator = locator
         self.block_size = int(block_size)
         self.download = download
+        self.on_read_error = on_read_error
         self._token = _token or uuid.uuid4().hex
         self._resolved = _resolved
         self._handle: _Handle | None = None
 
     def __reduce__(self) -> tuple[Callable[..., NetCDFFile], tuple[Any, ...]]:
-        return (_rebuild, (self.spec, self.locator, self.block_size, self.download, self._token, self._state()))
+        return (
+            _rebuild,
+            (self.spec, self.locator, self.block_size, self.download, self._token, self._state(), self.on_read_error),
+        )
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
-        return ("xr_openeo.netcdf", self.spec.key, _without_query(self.spec.href), self.block_size, self.download)
+        return (
+            "xr_openeo.netcdf",
+            self.spec.key,
+            _without_query(self.spec.href),
+            self.block_size,
+            self.download,
+            self.on_read_error,
+        )
 
     def __repr__(self) -> str:
         return f"NetCDFFile(key={self.spec.key!r}, href={redact(self.spec.href)!r}, download={self.download!r})"
@@ -441,8 +463,17 @@ def _rebuild(
     download: bool | None,
     token: str,
     resolved: tuple[str, int | None] | None,
+    on_read_error: str = "raise",
 ) -> NetCDFFile:
-    return NetCDFFile(spec, locator, block_size=block_size, download=download, _token=token, _resolved=resolved)
+    return NetCDFFile(
+        spec,
+        locator,
+        block_size=block_size,
+        download=download,
+        on_read_error=on_read_error,
+        _token=token,
+        _resolved=resolved,
+    )
 
 
 # -- HTTP -----------------------------------------------------------------------------------------
@@ -619,13 +650,18 @@ def _without_query(url: str) -> str:
 
 
 class NetCDFArray(BackendArray):
-    """One variable of a :class:`NetCDFFile`; reads (orthogonal) windows on demand."""
+    """One variable of a :class:`NetCDFFile`; reads (orthogonal) windows on demand.
 
-    def __init__(self, file: NetCDFFile, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    ``fill``: the raw value a read that failed on the network gives when the file was opened with
+    ``on_read_error="fill"`` (None: such a read raises).
+    """
+
+    def __init__(self, file: NetCDFFile, name: str, shape: tuple[int, ...], dtype: np.dtype, fill: Any = None) -> None:
         self.file = file
         self.name = name
         self.shape = shape
         self.dtype = dtype
+        self.fill = fill
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
         return indexing.explicit_indexing_adapter(
@@ -633,7 +669,66 @@ class NetCDFArray(BackendArray):
         )
 
     def _getitem(self, key: tuple[Any, ...]) -> np.ndarray:
-        return self.file.read(self.name, key)
+        try:
+            return self.file.read(self.name, key)
+        except AssetReadError as exc:
+            if self.fill is None or self.file.on_read_error != "fill" or not _network_failure(exc):
+                raise
+            shape = tuple(_length(k, n) for k, n in zip(key, self.shape, strict=True) if not isinstance(k, int))
+            filled = np.full(shape, self.fill, dtype=self.dtype)
+            warnings.warn(
+                FailedReadWarning.from_errors([exc], float(self.fill), f"the chunk of variable {self.name!r}"),
+                stacklevel=2,
+            )
+            return filled
+
+
+def _length(key: Any, size: int) -> int:
+    """How many elements ``key`` (a slice or an integer array of an outer indexer) selects along an axis."""
+    if isinstance(key, slice):
+        return len(range(*key.indices(size)))
+    return len(np.asarray(key))
+
+
+def _fill_for(name: Hashable, var: xr.Variable) -> Any:
+    """The raw value a failed read of ``var`` is filled with (its ``_FillValue``, else NaN for floats).
+
+    Raises ValueError for a gridded integer variable that has neither (nothing marks it missing).
+    """
+    for attr in ("_FillValue", "missing_value"):
+        value = var.attrs.get(attr, var.encoding.get(attr))
+        if value is not None:
+            return np.asarray(value).ravel()[0]
+    if np.issubdtype(var.dtype, np.floating):
+        return np.nan
+    if var.ndim >= 2:
+        raise ValueError(
+            f"on_read_error='fill' has nothing to fill failed reads of netCDF variable {name!r} ({var.dtype}) with: "
+            "it has no _FillValue. Use on_read_error='raise', or have the job write a nodata value."
+        )
+    return None
+
+
+def _network_failure(exc: BaseException) -> bool:
+    """Whether an AssetReadError of :meth:`NetCDFFile.run` comes from the network (not from h5py or our code).
+
+    ``run`` raises its errors ``from None``, which keeps the original in ``__context__``.
+    """
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            _HTTPStatusError | _Expired | _Incomplete | URLExpiredError | requests.RequestException | ConnectionError,
+        ):
+            return True
+        if isinstance(current, TimeoutError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class _Store(AbstractDataStore):
@@ -657,7 +752,8 @@ class _Store(AbstractDataStore):
             if var.ndim == 1 and name in var.dims:  # index coordinates: small, needed now anyway
                 data: Any = np.asarray(h5.variables[name][...])
             else:
-                data = indexing.LazilyIndexedArray(NetCDFArray(self.file, str(name), var.shape, var.dtype))
+                fill = _fill_for(name, var) if self.file.on_read_error == "fill" else None
+                data = indexing.LazilyIndexedArray(NetCDFArray(self.file, str(name), var.shape, var.dtype, fill))
             variables[name] = xr.Variable(var.dims, data, var.attrs, encoding)
         self._encoding = {**store.get_encoding(), "source": source}
         return variables, dict(store.get_attrs())
