@@ -12,8 +12,8 @@ from xr_openeo.errors import AssetReadError
 from xr_openeo.testing import Faults, LocalBackend, SyntheticCollection
 
 
-def finished_job(connection, fmt="GTiff", **job_options):
-    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+def finished_job(connection, fmt="GTiff", bands=("B04", "B08"), spatial_extent=SMALL_EXTENT, **job_options):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=spatial_extent, bands=list(bands))
     job = cube.create_job(out_format=fmt, job_options=job_options or None)
     job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
     return job
@@ -80,3 +80,34 @@ def test_expiring_urls_refetch_the_document_once_per_expiry_not_per_task():
     assert tasks == 64 and len(expired_during) >= 1, (t1 - t0, expired_during)
     assert len(during) <= len(expired_during) + 1, (len(during), expired_during, t1 - t0)
     assert len(during) * 8 <= tasks
+
+
+@pytest.mark.slow  # a LocalCluster of two processes, two jobs
+def test_ten_percent_faults_on_a_distributed_cluster_change_nothing():
+    """Random seeded faults while dask.distributed workers (other processes) read GeoTIFF windows."""
+    import distributed  # in the test extra: this test must run, never skip
+
+    collection = SyntheticCollection(dates=6, width=512, height=512)
+    chunks, bands = {"y": 256, "x": 256}, ("B02", "B03", "B04")
+    with LocalBackend([collection]) as clean:
+        expected = xr_openeo.open_results(
+            finished_job(clean.connect(), bands=bands, spatial_extent=None), chunks=chunks
+        )
+        expected = expected.load().drop_attrs()
+    with (
+        LocalBackend([collection], faults=Faults(error_rate=0.1, seed=7)) as flaky,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        ds = xr_openeo.open_results(finished_job(flaky.connect(), bands=bands, spatial_extent=None), chunks=chunks)
+        flaky.clear_requests()
+        before = client.run(getattr, http, "stats")
+        result = client.compute(ds).result()
+        after = client.run(getattr, http, "stats")
+        assets = [r for r in flaky.requests if "/results/assets/" in r.path]
+    injected = [r for r in assets if r.fault]
+    retries = sum(after[w]["retries"] - before[w]["retries"] for w in after)
+    assert len(after) == 2 and ds.B02.data.npartitions == 24
+    xr.testing.assert_identical(result.drop_attrs(), expected)
+    assert injected, "the seed injected no fault; pick another"
+    assert retries == len(injected), (retries, len(injected), len(assets))
