@@ -1,8 +1,19 @@
 """Reliability figures for RELIABILITY.md: read results through injected faults, count what happened.
 
-Run from the repository root: ``python asv_benchmarks/reliability.py [--dates 20] [--rate 0.1] [--seed 31]``.
-Prints one JSON line per scenario: requests served, faults injected by kind, retries made, and
-whether the arrays equal a fault-free read of the same results.
+Run from the repository root::
+
+    python asv_benchmarks/reliability.py [--dates 20] [--rate 0.1] [--seed 31] [--only faults|distributed|expiry]
+
+Prints one JSON line per scenario:
+
+- ``faults``: GeoTIFF (whole files and 256-pixel windows) and netCDF read on the threaded
+  scheduler through a backend where ``--rate`` of asset requests fail; requests served, faults
+  injected by kind, retries made, and whether the arrays equal a fault-free read.
+- ``distributed``: the same for GeoTIFF windows computed by a ``dask.distributed`` LocalCluster
+  (2 worker processes, 1 thread each); retries are counted on the workers.
+- ``expiry``: signed URLs valid for 2 s during a threaded computation of many tasks (each request
+  delayed 0.1 s so that it outlives a few expiries): results-document GETs during the compute
+  against the number of URL expiries that fell within it.
 """
 
 from __future__ import annotations
@@ -10,6 +21,8 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import time
+from typing import Any
 
 import xarray as xr
 
@@ -17,21 +30,28 @@ import xr_openeo
 from xr_openeo import http
 from xr_openeo.testing import Faults, LocalBackend, SyntheticCollection
 
+BANDS = ["B02", "B03", "B04"]
 
-def read(backend: LocalBackend, chunks: dict | None, fmt: str) -> xr.Dataset:
+
+def run_job(backend: LocalBackend, fmt: str, bands: list[str] = BANDS, job_options: dict | None = None) -> Any:
     conn = backend.connect()
-    job = conn.load_collection("SENTINEL2_L2A", bands=["B02", "B03", "B04"]).create_job(out_format=fmt)
+    job = conn.load_collection("SENTINEL2_L2A", bands=bands).create_job(out_format=fmt, job_options=job_options)
     job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
     backend.clear_requests()
-    return xr_openeo.open_results(job, chunks=chunks).load().drop_attrs()
+    return job
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dates", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=31)
-    args = parser.parse_args()
+def read(backend: LocalBackend, chunks: dict | None, fmt: str) -> xr.Dataset:
+    return xr_openeo.open_results(run_job(backend, fmt), chunks=chunks).load().drop_attrs()
+
+
+def fault_counts(backend: LocalBackend) -> dict[str, Any]:
+    assets = [r for r in backend.requests if "/results/assets/" in r.path]
+    kinds = collections.Counter(r.fault for r in assets if r.fault)
+    return {"asset_requests": len(assets), "faults": dict(kinds), "faults_total": sum(kinds.values())}
+
+
+def faults(args: argparse.Namespace) -> None:
     collection = SyntheticCollection(dates=args.dates, width=512, height=512)
     for fmt, chunks in (("GTiff", None), ("GTiff", {"y": 256, "x": 256}), ("netCDF", None)):
         with LocalBackend([collection]) as clean:
@@ -39,24 +59,92 @@ def main() -> None:
         with LocalBackend([collection], faults=Faults(error_rate=args.rate, seed=args.seed)) as flaky:
             before = dict(http.stats)
             got = read(flaky, chunks, fmt)
-            assets = [r for r in flaky.requests if "/results/assets/" in r.path]
-            kinds = collections.Counter(r.fault for r in assets if r.fault)
-        print(
-            json.dumps(
-                {
-                    "format": fmt,
-                    "chunks": chunks,
-                    "dates": args.dates,
-                    "error_rate": args.rate,
-                    "seed": args.seed,
-                    "asset_requests": len(assets),
-                    "faults": dict(kinds),
-                    "faults_total": sum(kinds.values()),
-                    "retries": http.stats["retries"] - before["retries"],
-                    "identical": bool(got.identical(expected)),
-                }
-            )
+            counts = fault_counts(flaky)
+        report(
+            "faults",
+            format=fmt,
+            chunks=chunks,
+            dates=args.dates,
+            error_rate=args.rate,
+            seed=args.seed,
+            **counts,
+            retries=http.stats["retries"] - before["retries"],
+            identical=bool(got.identical(expected)),
         )
+
+
+def distributed_faults(args: argparse.Namespace) -> None:
+    import distributed
+
+    collection = SyntheticCollection(dates=args.dates, width=512, height=512)
+    chunks = {"y": 256, "x": 256}
+    with LocalBackend([collection]) as clean:
+        expected = read(clean, chunks, "GTiff")
+    with (
+        LocalBackend([collection], faults=Faults(error_rate=args.rate, seed=args.seed)) as flaky,
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        ds = xr_openeo.open_results(run_job(flaky, "GTiff"), chunks=chunks)
+        before = client.run(getattr, http, "stats")
+        got = client.compute(ds).result().drop_attrs()
+        after = client.run(getattr, http, "stats")
+        counts = fault_counts(flaky)
+    report(
+        "distributed",
+        format="GTiff",
+        chunks=chunks,
+        workers=len(after),
+        tasks=ds[BANDS[0]].data.npartitions,
+        dates=args.dates,
+        error_rate=args.rate,
+        seed=args.seed,
+        **counts,
+        retries=sum(after[w]["retries"] - before[w]["retries"] for w in after),
+        identical=bool(got.identical(expected)),
+    )
+
+
+def expiry(args: argparse.Namespace) -> None:
+    from xr_openeo.results import parse_results, url_expiry
+
+    collection = SyntheticCollection(dates=args.dates, width=512, height=512)
+    with LocalBackend([collection], record_json=True) as backend:
+        job = run_job(backend, "GTiff", ["B04"], {"faults": {"url_validity": 2, "latency": 0.1}})
+        ds = xr_openeo.open_results(job, chunks={"y": 256, "x": 256})
+        tasks = ds.B04.data.npartitions
+        t0 = time.time()
+        ds.load(scheduler="threads", num_workers=4)
+        t1 = time.time()
+        docs = [r for r in backend.requests if r.method == "GET" and r.path.endswith(f"/jobs/{job.job_id}/results")]
+        expiries = {url_expiry(parse_results(r.json_body).assets[0].href) for r in docs}
+        asset_requests = len([r for r in backend.requests if "/results/assets/" in r.path and r.started >= t0])
+    report(
+        "expiry",
+        url_validity=2,
+        tasks=tasks,
+        asset_requests=asset_requests,
+        seconds=round(t1 - t0, 1),
+        expiries_during=len([e for e in expiries if e is not None and t0 <= e <= t1]),
+        document_gets_during=len([r for r in docs if r.started >= t0]),
+    )
+
+
+def report(scenario: str, **figures: Any) -> None:
+    print(json.dumps({"scenario": scenario, **figures}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dates", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--only", choices=["faults", "distributed", "expiry"], help="run one scenario")
+    args = parser.parse_args()
+    scenarios = {"faults": faults, "distributed": distributed_faults, "expiry": expiry}
+    for name, scenario in scenarios.items():
+        if args.only in (None, name):
+            scenario(args)
 
 
 if __name__ == "__main__":

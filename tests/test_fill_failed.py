@@ -158,3 +158,28 @@ def test_zarr_fill(backend, connection, open_results):
     with pytest.raises(AssetReadError) as info:
         default.load()
     assert info.value.key == "openEO.zarr" and info.value.status == 500
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AssetReadError("Asset 'a.tif' has 3 bands where the results document says 2", key="a.tif"),  # no request
+        RuntimeError("a bug"),
+        AssetReadError("failed after 5 attempts", key="a.tif", href="http://h/a.tif?expires=REDACTED", status=503),
+    ],
+)
+def test_only_failed_requests_are_filled(monkeypatch, error):
+    from xr_openeo.readers.geotiff import GeoTIFFReader
+
+    def read_one(self, key, window):
+        raise error
+
+    monkeypatch.setattr(GeoTIFFReader, "_read_one", read_one)
+    reader = GeoTIFFReader(None, "float32", 2, on_read_error="fill")  # type: ignore[arg-type]
+    window = (slice(0, 4), slice(0, 4))
+    if getattr(error, "href", None) is None:
+        with pytest.raises(type(error)):
+            reader.read(("a.tif",), window)
+        return
+    with pytest.warns(FailedReadWarning, match="'a.tif' at http://h/a.tif"):
+        assert np.isnan(reader.read(("a.tif",), window)).all()
