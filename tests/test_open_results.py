@@ -156,6 +156,7 @@ def test_expired_urls_are_renewed(backend, connection):
 
 def test_distributed_with_expiring_urls(backend, connection):
     import distributed  # in the test extra: this test must run, never skip
+
     job = run_job(connection, faults={"url_validity": 2, "canonical_validity": 600})
     ds = xr_openeo.open_results(job, chunks={"y": 128, "x": 128})
     expected = ds.compute(scheduler="threads")
