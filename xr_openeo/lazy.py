@@ -61,7 +61,16 @@ def normalize_chunks(chunks: Any) -> dict[str, int | None]:
 
 
 def _read_block(reader: Any, steps: tuple[tuple[str, ...], ...], window: tuple[slice, slice]) -> np.ndarray:
-    return np.stack([reader.read(keys, window) for keys in steps])
+    # Filled in place rather than np.stack-ed: a task then holds one copy of its block, not two.
+    first = reader.read(steps[0], window)
+    if len(steps) == 1:
+        return first[np.newaxis]
+    out = np.empty((len(steps), *first.shape), dtype=first.dtype)
+    out[0] = first
+    del first
+    for i, keys in enumerate(steps[1:], start=1):
+        out[i] = reader.read(keys, window)
+    return out
 
 
 def raster_array(

@@ -330,13 +330,13 @@ class GeoTIFFReader:
                 key=key,
             )
         invalid = _invalid(raw, nodata)
+        # raw is a fresh array from rasterio, so the output may be it (same dtype) and is written in place
         data = raw.astype(self.dtype, copy=False)
+        del raw  # drop the file's dtype copy as soon as the output exists
         if np.issubdtype(data.dtype, np.floating):
             if invalid.any():
-                data = data.copy() if data is raw else data
                 data[invalid] = np.nan
         elif self.nodata is not None and nodata is not None and nodata != self.nodata:
-            data = data.copy() if data is raw else data
             data[invalid] = self.nodata
         return data, invalid
 
@@ -345,7 +345,9 @@ class GeoTIFFReader:
         from rasterio.io import MemoryFile
 
         data, _, _ = fetch(key, self.locator)
-        with MemoryFile(data) as memfile, memfile.open() as ds:
+        memfile = MemoryFile(data)
+        del data  # GDAL holds its own copy now; keep one copy of the file per task, not two
+        with memfile, memfile.open() as ds:
             raw, nodata = ds.read(), ds.nodata
         return raw, nodata
 
