@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 import xr_openeo
 from xr_openeo import http
-from xr_openeo.download import MAX_NAME_BYTES, safe_filename, unique_filenames
+from xr_openeo.downloads import MAX_NAME_BYTES, safe_filename, unique_filenames
 from xr_openeo.errors import AssetReadError, UnsupportedMediaTypeError
 from xr_openeo.testing import LocalBackend
 
-# The module (xr_openeo.download is the function, which the package binds over its submodule's name).
-download_module = importlib.import_module("xr_openeo.download")
+# The module itself, for patching its internals.
+download_module = importlib.import_module("xr_openeo.downloads")
 
 ATTACKS = ["../../x", "/etc/passwd", "..\\..\\x", "C:\\x", "a/../../b"]
 WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"{d}{i}" for d in ("COM", "LPT") for i in range(1, 10)}

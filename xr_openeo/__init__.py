@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import accessor as _accessor  # noqa: F401  (registers ds.openeo)
 from ._options import set_options
-from .download import download  # eager: the function, not its submodule, is xr_openeo.download
+from .downloads import download
 
 __version__ = "0.1.0.dev0"
 __all__ = ["__version__", "compute_batch", "download", "from_cube", "open_dataframe", "open_results", "set_options"]

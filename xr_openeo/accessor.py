@@ -127,7 +127,7 @@ class OpenEOAccessor:
         dict
             ``{asset key: Path}`` of the written files.
         """
-        from .download import download
+        from .downloads import download
         from .jobs import connection_for
 
         if not self.job_id:
