@@ -66,6 +66,8 @@ def test_compare_script_at_tiny_size_agrees_across_methods(tmp_path):
             continue
         expected = rows["xr_openeo"]["checksum"]
         for method, row in rows.items():
+            if method == "dask-floor":  # in-memory values, for the memory floor only
+                continue
             assert row["checksum"] == expected, f"{name}: {method} read different pixels than xr_openeo"
     full = report["workloads"]["full"]
     assert full["rows"]["xr_openeo"]["asset_bytes"] == full["job"]["file_bytes"]  # each file read exactly once
