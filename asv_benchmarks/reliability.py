@@ -82,7 +82,9 @@ def distributed_faults(args: argparse.Namespace) -> None:
         expected = read(clean, chunks, "GTiff")
     with (
         LocalBackend([collection], faults=Faults(error_rate=args.rate, seed=args.seed)) as flaky,
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+        ) as cluster,
         distributed.Client(cluster) as client,
     ):
         ds = xr_openeo.open_results(run_job(flaky, "GTiff"), chunks=chunks)

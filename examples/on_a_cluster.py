@@ -10,7 +10,9 @@ if __name__ == "__main__":
     with connection(args) as conn:
         ds = xr_openeo.compute_batch(ndvi(conn, args), chunks={"y": 256, "x": 256})
         threaded = ds.NDVI.mean("t").compute(scheduler="threads")
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+        ) as cluster:
             with Client(cluster):
                 on_cluster = ds.NDVI.mean("t").compute()
         assert threaded.equals(on_cluster)

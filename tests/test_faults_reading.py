@@ -106,7 +106,9 @@ def test_ten_percent_faults_on_a_distributed_cluster_change_nothing():
         expected = expected.load().drop_attrs()
     with (
         LocalBackend([collection], faults=Faults(error_rate=0.1, seed=7)) as flaky,
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
+        ) as cluster,
         distributed.Client(cluster) as client,
     ):
         ds = xr_openeo.open_results(finished_job(flaky.connect(), bands=bands, spatial_extent=None), chunks=chunks)

@@ -163,7 +163,9 @@ def test_distributed_with_expiring_urls(backend, connection):
     import time
 
     time.sleep(3)  # every asset URL in the graph has expired now
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, dashboard_address="127.0.0.1:0"
+    ) as cluster:
         with distributed.Client(cluster) as client:
             result = client.compute(ds).result()
     xr.testing.assert_identical(result, expected)

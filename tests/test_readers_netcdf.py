@@ -217,7 +217,7 @@ def test_computes_on_a_distributed_cluster(
     spec, locator = plain
     ds = open_netcdf(spec, locator, download=False, block_size=SMALL_BLOCK)
     with (
-        LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address="127.0.0.1:0") as cluster,
         Client(cluster),
     ):
         backend.clear_requests()
