@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asv_benchmarks.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dates", type=int, default=50, help="dates of the GeoTIFF result (default 50)")
     parser.add_argument("--size", type=int, default=512, help="pixels a side (default 512)")
-    parser.add_argument("--netcdf-dates", type=int, default=40, help="dates of the netCDF result (default 40 ≈ 52 MB)")
+    parser.add_argument("--netcdf-dates", type=int, default=33, help="dates of the netCDF result (default 33 ≈ 52 MB)")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added to every request (default 0.02)")
     parser.add_argument("--threads", type=int, default=8, help="dask threads and download threads (default 8)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best is reported (default 3)")

@@ -9,9 +9,9 @@ from ._common import asset_requests, pick, run_job
 
 
 class NetCDFResults:
-    """One CF netCDF of ``dates`` × 3 bands × 512² uint16 (40 dates ≈ 52 MB, as in lazy-reading.md)."""
+    """One CF netCDF of ``dates`` × 3 bands × 512² uint16 (33 dates ≈ 52 MB, as in lazy-reading.md)."""
 
-    params = pick([40], [2])
+    params = pick([33], [2])
     param_names = ["dates"]
     timeout = 600
 
