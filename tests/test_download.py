@@ -188,6 +188,9 @@ def test_malicious_asset_keys_stay_in_the_directory(backend, connection, job, tm
     real = list(doc["assets"].items())
     keys = [*ATTACKS, "x", "a/b.tif", "a\\b.tif", "A_B.TIF", ".profile", "CON", "\x00\n"]
     doc["assets"] = {key: copy.deepcopy(real[i % len(real)][1]) for i, key in enumerate(keys)}
+    # Without item links: the items would add their own (original) keys whenever their signed hrefs
+    # were issued in another second than this document's, since several keys here share one file.
+    doc["links"] = [link for link in doc["links"] if link.get("rel") != "item"]
     source_of = {key: real[i % len(real)][0] for i, key in enumerate(keys)}
     target = tmp_path / "a" / "b" / "c"  # "../../x" would land in tmp_path, where it is looked for
 
