@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from asv_benchmarks.benchmarks._common import asset_requests, canonical_url, memory_workload_dates, run_job
 from xr_openeo.testing.process import BackendProcess
 
 GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}  # every GDAL-based method gets the recommended setting
@@ -49,7 +50,6 @@ WORKLOADS = {
     "netcdf-subset": NETCDF_METHODS,
     "memory": ("xr_openeo", "dask-floor"),
 }
-ASSET_PATH = "/results/assets/"
 
 
 # --- the parent: a backend process, the jobs, one fresh process per measurement ------------------
@@ -115,30 +115,23 @@ class Bench(BackendProcess):
 
     def jobs(self, workloads: list[str]) -> dict[str, dict[str, Any]]:
         """Run the batch jobs the workloads need; their signed results URLs and file sizes."""
-        import pandas as pd
-
         conn = self.connect()
         wanted = {_job_kind(w) for w in workloads}
         size = self.args.size
         plan = {
-            "gtiff": ("GTiff", self.args.dates, ["B02", "B03", "B04"]),
-            "netcdf": ("netCDF", self.args.netcdf_dates, ["B02", "B03", "B04"]),
-            "memory": ("GTiff", memory_workload_dates(self.args.memory_budget, size), ["B02", "B03", "B04"]),
+            "gtiff": ("GTiff", self.args.dates, ("B02", "B03", "B04")),
+            "netcdf": ("netCDF", self.args.netcdf_dates, ("B02", "B03", "B04")),
+            "memory": ("GTiff", memory_workload_dates(self.args.memory_budget, size), ("B02", "B03", "B04")),
         }
         out: dict[str, dict[str, Any]] = {}
         for kind in sorted(wanted):
             fmt, dates, bands = plan[kind]
-            end = (pd.Timestamp("2023-01-01") + pd.Timedelta(days=5 * dates)).strftime("%Y-%m-%d")
-            cube = conn.load_collection("SENTINEL2_L2A", bands=bands, temporal_extent=["2023-01-01", end])
-            job = cube.create_job(out_format=fmt, title=f"compare {kind}")
-            job.start_and_wait(max_poll_interval=1, print=lambda *a: None)
-            meta = job.get_results().get_metadata()
-            canonical = next(link["href"] for link in meta["links"] if link["rel"] == "canonical")
+            job = run_job(conn, fmt, dates=dates, bands=bands)
             files = self.files(job.job_id)
             sizes = [p.stat().st_size for p in files if p.suffix in (".tif", ".nc")]
             out[kind] = {
                 "job_id": job.job_id,
-                "url": canonical,
+                "url": canonical_url(job),
                 "backend": self.url,
                 "format": fmt,
                 "dates": dates,
@@ -173,7 +166,7 @@ class Bench(BackendProcess):
             raise RuntimeError(f"{method} / {workload} failed:\n{done.stderr[-3000:]}")
         result = json.loads(lines[-1][len("RESULT ") :])
         log = self.requests()
-        assets = [r for r in log if ASSET_PATH in r["path"]]
+        assets = asset_requests(log)
         result.update(
             requests=len(log),
             asset_requests=len(assets),
@@ -182,12 +175,6 @@ class Bench(BackendProcess):
             asset_bytes=sum(r["bytes_sent"] for r in assets),
         )
         return result
-
-
-def memory_workload_dates(budget_mib: float, size: int) -> int:
-    """Dates needed for a float32 3-band result 4× the memory budget."""
-    per_date = 3 * size * size * 4
-    return max(2, int(-(-4 * budget_mib * 2**20 // per_date)))
 
 
 def window_bytes(files: list[Path], window: int) -> int:

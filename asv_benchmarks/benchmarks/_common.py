@@ -34,3 +34,14 @@ def run_job(
 def asset_requests(records: Any) -> list[Any]:
     """The asset downloads among request-log records (objects or dicts)."""
     return [r for r in records if "/results/assets/" in (r["path"] if isinstance(r, dict) else r.path)]
+
+
+def canonical_url(job: Any) -> str:
+    """The signed results URL of a finished job: readable without the job owner's token."""
+    links = job.get_results().get_metadata()["links"]
+    return next(link["href"] for link in links if link["rel"] == "canonical")
+
+
+def memory_workload_dates(budget_mib: float, size: int) -> int:
+    """Dates of ``size``² pixels making a float32 3-band result at least 4× ``budget_mib``."""
+    return max(2, -int(-4 * budget_mib * 2**20 // (3 * size * size * 4)))

@@ -12,11 +12,11 @@ import resource
 import xr_openeo
 from xr_openeo.testing import BackendProcess
 
-from ._common import pick, run_job
+from ._common import canonical_url, memory_workload_dates, pick, run_job
 
 BUDGET_MIB = float(os.environ.get("XR_OPENEO_BENCH_MEMORY_BUDGET_MIB", pick(256, 1)))
 SIZE = pick(1024, 128)
-DATES = max(2, -int(-4 * BUDGET_MIB * 2**20 // (3 * SIZE * SIZE * 4)))  # float32 result ≥ 4× the budget
+DATES = memory_workload_dates(BUDGET_MIB, SIZE)
 
 
 class ReduceOverTime:
@@ -27,8 +27,7 @@ class ReduceOverTime:
     def setup(self) -> None:
         self.backend = BackendProcess(dates=DATES, size=SIZE, blocksize=256).start()
         self.job = run_job(self.backend.connect(), "GTiff", dates=DATES)
-        self.url = self.job.get_results().get_metadata()["links"]
-        self.url = next(link["href"] for link in self.url if link["rel"] == "canonical")
+        self.url = canonical_url(self.job)
 
     def teardown(self) -> None:
         self.backend.stop()
