@@ -266,10 +266,10 @@ def test_wrong_job_ids(backend, connection, finished):
     for source, kwargs in [("j-doesnotexist", {"connection": connection}), (connection.job("j-doesnotexist"), {})]:
         with pytest.raises(JobNotFoundError, match="Check the job id") as info:
             xr_openeo.open_results(source, **kwargs)
-        assert (info.value.job_id, info.value.status) == ("j-doesnotexist", 404)
+        assert (info.value.job_id, info.value.http_status) == ("j-doesnotexist", 404)
     with pytest.raises(JobNotFoundError, match="check the job id") as info:
         jobs.wait(connection.job("j-doesnotexist"), progress=False)
-    assert (info.value.job_id, info.value.status) == ("j-doesnotexist", 404)
+    assert (info.value.job_id, info.value.http_status) == ("j-doesnotexist", 404)
     ds = xr_openeo.open_results(finished)
     assert ds.openeo.status() == "finished"
     gone = ds.copy()
@@ -277,7 +277,7 @@ def test_wrong_job_ids(backend, connection, finished):
     for call in (gone.openeo.status, gone.openeo.logs):
         with pytest.raises(JobNotFoundError, match="check the job id") as info:
             call()
-        assert (info.value.job_id, info.value.status) == ("j-doesnotexist", 404)
+        assert (info.value.job_id, info.value.http_status) == ("j-doesnotexist", 404)
 
 
 def test_unfinished_jobs(backend, connection):
@@ -285,7 +285,7 @@ def test_unfinished_jobs(backend, connection):
     for source, kwargs in [(unstarted, {}), (unstarted.job_id, {"connection": connection})]:
         with pytest.raises(JobNotFinishedError, match="pass partial=True") as info:
             xr_openeo.open_results(source, **kwargs)
-        assert (info.value.job_id, info.value.status) == (unstarted.job_id, 400)
+        assert (info.value.job_id, info.value.http_status) == (unstarted.job_id, 400)
 
 
 def test_a_job_of_another_user_is_not_found(backend, connection, finished):
@@ -293,7 +293,7 @@ def test_a_job_of_another_user_is_not_found(backend, connection, finished):
     for source, kwargs in [(finished.job_id, {"connection": bob}), (bob.job(finished.job_id), {})]:
         with pytest.raises(JobNotFoundError, match="belongs to this user") as info:
             xr_openeo.open_results(source, **kwargs)
-        assert (info.value.job_id, info.value.status) == (finished.job_id, 404)
+        assert (info.value.job_id, info.value.http_status) == (finished.job_id, 404)
     with pytest.raises(JobNotFoundError, match="authenticated as the job's owner"):
         jobs.wait(bob.job(finished.job_id), progress=False)
     with pytest.raises(JobNotFoundError, match="authenticated as the job's owner"):
@@ -332,4 +332,4 @@ def test_failed_job_results_are_a_job_failed_error(backend, connection):
         jobs.wait(job, progress=False)
     with pytest.raises(JobFailedError) as info:
         xr_openeo.open_results(job)
-    assert (info.value.job_id, info.value.status) == (job.job_id, 424)
+    assert (info.value.job_id, info.value.http_status) == (job.job_id, 424)

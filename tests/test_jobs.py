@@ -302,7 +302,7 @@ def test_transient_errors_are_bounded():
         jobs.wait(job, progress=False, clock=clock, sleep=clock.sleep)
     assert len(clock.sleeps) == 10 and job.calls == 11
     assert clock.sleeps[-1] == 60  # backoff capped at max_backoff
-    assert info.value.job_id == "j-scripted" and info.value.status == 503
+    assert info.value.job_id == "j-scripted" and info.value.http_status == 503
     assert isinstance(info.value.__cause__, OpenEoApiError)
 
 

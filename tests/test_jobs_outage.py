@@ -158,7 +158,7 @@ def test_an_outage_longer_than_the_retry_budget_is_a_clear_error(backend, caplog
     assert isinstance(error, XrOpenEOError) and not isinstance(error, requests.RequestException)
     assert isinstance(error.__cause__, requests.ConnectionError)  # kept as the cause, not raised
     message = str(error)
-    assert error.job_id == job.job_id and error.status is None
+    assert error.job_id == job.job_id and error.http_status is None
     assert f"on {redact(backend.url)}:" in message
     assert "4 transient errors in a row" in message and "ConnectionError ([Errno" in message
     assert "keeps running on the backend" in message and "'running' when last seen" in message

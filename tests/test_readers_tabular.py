@@ -15,7 +15,7 @@ from conftest import two_polygons
 from shapely.geometry import Point, box
 
 from xr_openeo.errors import AssetReadError, UnsupportedMediaTypeError
-from xr_openeo.readers.tabular import (
+from xr_openeo.readers.tables import (
     geojson_to_long,
     is_raster_json,
     read_csv,

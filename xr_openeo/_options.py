@@ -1,32 +1,111 @@
 """Library-wide defaults: ``xr_openeo.set_options(...)``, as a call or as a context manager.
 
 An explicit keyword of a function beats :func:`set_options`, which beats the environment
-(``XR_OPENEO_ON_READ_ERROR``), which beats the built-in default. The environment is read when a
-value is needed, not at import.
+(``XR_OPENEO_<NAME>``, e.g. ``XR_OPENEO_RETRIES=8``), which beats the built-in default. The
+environment is read when a value is needed, not at import.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 ON_READ_ERROR = ("raise", "fill")
 
-_DEFAULTS: dict[str, Any] = {"on_read_error": "raise"}
-_ALLOWED: dict[str, tuple[Any, ...]] = {"on_read_error": ON_READ_ERROR}
-_ENV = {"on_read_error": "XR_OPENEO_ON_READ_ERROR"}
+
+@dataclass(frozen=True)
+class _Option:
+    default: Any
+    parse: Callable[[str], Any]  # from the environment's text
+    check: Callable[[Any], bool]
+    allowed: str  # what ``check`` accepts, for messages
+    doc: str
+
+
+def _choice(*values: str) -> tuple[Callable[[str], Any], Callable[[Any], bool], str]:
+    return str, lambda v: isinstance(v, str) and v in values, "one of " + ", ".join(map(repr, values))
+
+
+def _count() -> tuple[Callable[[str], Any], Callable[[Any], bool], str]:
+    return int, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"
+
+
+def _positive_int() -> tuple[Callable[[str], Any], Callable[[Any], bool], str]:
+    return int, lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "an integer > 0"
+
+
+def _seconds() -> tuple[Callable[[str], Any], Callable[[Any], bool], str]:
+    return (
+        float,
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v == v and 0 <= v < float("inf"),
+        "a number of seconds >= 0",
+    )
+
+
+def _positive_seconds() -> tuple[Callable[[str], Any], Callable[[Any], bool], str]:
+    return (
+        float,
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v == v and 0 < v < float("inf"),
+        "a number of seconds > 0",
+    )
+
+
+_MiB = 2**20
+OPTIONS: dict[str, _Option] = {
+    "on_read_error": _Option(
+        "raise",
+        *_choice(*ON_READ_ERROR),
+        doc='What a read that fails after the retries does: "raise" an AssetReadError, or "fill" the chunk '
+        "with nodata and warn with FailedReadWarning.",
+    ),
+    "retries": _Option(4, *_count(), doc="Retries of an HTTP request after a transient failure."),
+    "retry_backoff": _Option(
+        0.1, *_seconds(), doc="Seconds before the first retry; each further retry waits twice as long."
+    ),
+    "retry_max_backoff": _Option(2.0, *_seconds(), doc="Longest wait between two retries of a request."),
+    "connect_timeout": _Option(10.0, *_positive_seconds(), doc="Seconds to wait for a connection."),
+    "read_timeout": _Option(120.0, *_positive_seconds(), doc="Seconds to wait for an answer to a request."),
+    "job_retries": _Option(
+        10, *_count(), doc="Transient errors in a row tolerated while waiting for a job (about 5 min of outage)."
+    ),
+    "job_max_backoff": _Option(60.0, *_seconds(), doc="Longest pause between retries while waiting for a job."),
+    "header_bytes": _Option(
+        64 * 1024, *_positive_int(), doc="Bytes of a GeoTIFF fetched by its first request (its header)."
+    ),
+    "block_bytes": _Option(
+        4 * _MiB, *_positive_int(), doc="Bytes per ranged request and cache block of files read in parts (netCDF)."
+    ),
+    "download_threshold": _Option(
+        16 * _MiB, *_count(), doc="netCDF files smaller than this are downloaded whole instead of read in parts."
+    ),
+    "cache_bytes": _Option(
+        256 * _MiB,
+        *_count(),
+        doc="Upper bound of each of xr_openeo's in-memory caches (file headers, blocks); clear_caches() empties them.",
+    ),
+    "item_concurrency": _Option(
+        64, *_positive_int(), doc="Item documents of a results document fetched at once when opening."
+    ),
+}
+_ENV_PREFIX = "XR_OPENEO_"
 _UNSET = object()
 _lock = threading.Lock()
 _set: dict[str, Any] = {}  # what set_options set; absent names fall back to the environment
 
 
 def _check(name: str, value: Any, where: str) -> Any:
-    allowed = _ALLOWED[name]
-    if value not in allowed:
-        raise ValueError(f"{where} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    option = OPTIONS[name]
+    if not option.check(value):
+        raise ValueError(f"{where} must be {option.allowed}; got {value!r}")
     return value
+
+
+def _unknown(names: Any) -> ValueError:
+    return ValueError(f"unknown option(s) {sorted(names)}; xr_openeo has {sorted(OPTIONS)}")
 
 
 class set_options:  # noqa: N801 - used like a function, as xarray.set_options is
@@ -38,20 +117,39 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
         What a read that fails after the retries does in a computation: ``"raise"`` (default)
         raises :class:`~xr_openeo.errors.AssetReadError` naming the asset; ``"fill"`` fills that
         chunk with the variable's nodata (NaN for floats) and warns with
-        :class:`~xr_openeo.errors.FailedReadWarning`. Environment: ``XR_OPENEO_ON_READ_ERROR``.
-        ``None`` removes a value set before (the environment or the default applies again).
+        :class:`~xr_openeo.errors.FailedReadWarning`.
+    retries, retry_backoff, retry_max_backoff : int, float, float
+        Retries of an HTTP request after a transient failure (connection error, cut-short body,
+        HTTP 429/5xx), the first pause (doubling each time) and the longest pause, in seconds.
+        Defaults 4, 0.1, 2.0.
+    connect_timeout, read_timeout : float
+        Seconds to wait for a connection (10) and for an answer (120).
+    job_retries, job_max_backoff : int, float
+        While waiting for a batch job: transient errors tolerated in a row (10) and the longest
+        pause between them (60 s); together about five minutes of backend outage.
+    header_bytes, block_bytes, download_threshold : int
+        Bytes of a GeoTIFF's first request (64 KiB); bytes per ranged request of netCDF files
+        (4 MiB); netCDF files under ``download_threshold`` (16 MiB) are downloaded whole.
+    cache_bytes : int
+        Upper bound, in bytes, of each in-memory cache (file headers and blocks; 256 MiB).
+        :func:`xr_openeo.clear_caches` empties them.
+    item_concurrency : int
+        Item documents fetched at once when opening results (64).
+
+    Every option can also come from the environment as ``XR_OPENEO_<NAME>`` (upper case), read
+    when the value is needed. ``None`` removes a value set before.
 
     Examples
     --------
     >>> import xr_openeo
-    >>> with xr_openeo.set_options(on_read_error="fill"):
-    ...     pass  # open_results(...) here fills failed reads
+    >>> with xr_openeo.set_options(on_read_error="fill", retries=8):
+    ...     pass  # open_results(...) here fills failed reads, after up to 8 retries
     """
 
     def __init__(self, **options: Any) -> None:
-        unknown = sorted(set(options) - set(_DEFAULTS))
+        unknown = set(options) - set(OPTIONS)
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown}; xr_openeo has {sorted(_DEFAULTS)}")
+            raise _unknown(unknown)
         for name, value in options.items():
             if value is not None:
                 _check(name, value, f"set_options({name}=...)")
@@ -77,16 +175,32 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
                     _set[name] = old
 
 
+def env_name(name: str) -> str:
+    """The environment variable of option ``name``."""
+    return _ENV_PREFIX + name.upper()
+
+
 def get_option(name: str, explicit: Any = None) -> Any:
     """Option ``name``: ``explicit`` if not None, else what set_options set, else the environment, else the default."""
-    if name not in _DEFAULTS:
-        raise ValueError(f"unknown option {name!r}; xr_openeo has {sorted(_DEFAULTS)}")
+    if name not in OPTIONS:
+        raise _unknown([name])
     if explicit is not None:
         return _check(name, explicit, name)
     with _lock:
         if name in _set:
             return _set[name]
-    env = os.environ.get(_ENV[name], "").strip()
-    if env:
-        return _check(name, env, f"The environment variable {_ENV[name]}")
-    return _DEFAULTS[name]
+    text = os.environ.get(env_name(name), "").strip()
+    if text:
+        option = OPTIONS[name]
+        where = f"The environment variable {env_name(name)}"
+        try:
+            value = option.parse(text)
+        except ValueError:
+            raise ValueError(f"{where} must be {option.allowed}; got {text!r}") from None
+        return _check(name, value, where)
+    return OPTIONS[name].default
+
+
+def options() -> dict[str, Any]:
+    """Every option's value now (for reprs and to carry settings into a dask task)."""
+    return {name: get_option(name) for name in OPTIONS}

@@ -116,10 +116,10 @@ def _fetch_results(url: str, auth: Auth, partial: bool, job_id: str | None) -> t
     try:
         return get_json(request_url, auth, what="results document"), auth, url
     except JobError as exc:
-        if exc.status == 424:
-            raise JobFailedError(f"{exc} (job {job_id or redact(url)})", job_id=job_id, status=424) from None
+        if exc.http_status == 424:
+            raise JobFailedError(f"{exc} (job {job_id or redact(url)})", job_id=job_id, http_status=424) from None
         if exc.job_id is None and job_id is not None:  # keep the job id (and the HTTP status) on the error
-            raise type(exc)(str(exc), job_id=job_id, status=exc.status) from None
+            raise type(exc)(str(exc), job_id=job_id, http_status=exc.http_status) from None
         raise
 
 
@@ -282,7 +282,7 @@ def _zarr_dataset(spec: AssetSpec, results: Results, chunks: Any, provenance: An
 def read_tables(results: Results) -> dict[str, Any]:
     """Every tabular asset as a DataFrame, keyed by asset key."""
     from .http import fetch
-    from .readers.tabular import read_table
+    from .readers.tables import read_table
 
     out = {}
     for spec in results.assets:
@@ -389,7 +389,7 @@ def _tables_as_dataset(results: Results) -> Any:
     import xarray as xr
 
     from .assemble import Provenance
-    from .readers.tabular import timeseries_to_dataset
+    from .readers.tables import timeseries_to_dataset
 
     provenance = Provenance(
         backend=results.auth.root,

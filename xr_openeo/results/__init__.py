@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import parse_qs, unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import numpy as np
 
-from .errors import ResultsDocumentError, UnsupportedMediaTypeError
+from ..errors import ResultsDocumentError, UnsupportedMediaTypeError
+from ..urls import is_signed, redact, url_expiry  # noqa: F401  (re-exported: parsing users import them from here)
 
 FORMATS = ("geotiff", "netcdf", "json", "csv", "parquet", "geojson", "zarr")
 _MEDIA_TYPES = (  # (substring of the media type, format); first match wins
@@ -53,22 +54,6 @@ _NAME_DATE = re.compile(
 )
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?"
-)
-# Query parameters that sign or authorise a URL (S3, GCS, Azure SAS, CloudFront, openEO, OAuth).
-_SIGNING_NAMES = frozenset(
-    {"expires", "sig", "se", "sp", "sv", "sr", "st", "ss", "srt", "spr", "skoid", "sktid", "skt", "ske", "sks", "skv"}
-    | {"policy", "key-pair-id", "key", "apikey", "api_key", "code", "auth", "authorization", "jwt", "session"}
-)
-_SIGNING_PREFIXES = ("x-amz-", "x-goog-", "x-ms-")
-_SIGNING_PARTS = ("signature", "token", "secret", "password", "credential")
-_QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&?#;\s'\"<>]+)=(?P<value>[^&#;\s'\"<>)]*)")
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<password>[^@/\s]*)@")
-# The signature path segment of openeo-python-driver signed URLs: …/results/{user_b64}/{signature},
-# …/results/assets/{user_b64}/{signature}/{file}, …/results/items/{user_b64}/{signature}/{item}.
-# Only segments that look like a signature (16+ URL-safe characters) count, so unsigned hrefs stay whole.
-_PATH_SIGNATURE = re.compile(
-    r"(?P<head>/results/(?:assets/|items/)?(?!assets/|items/)[A-Za-z0-9_=-]+/)"
-    r"(?P<signature>[A-Za-z0-9_-]{16,})(?=[/?#\s'\"<>)]|$)"
 )
 
 
@@ -355,40 +340,6 @@ def time_from_name(name: str) -> np.datetime64 | None:
     return None
 
 
-def url_expiry(href: str) -> float | None:
-    """The ``expires`` query parameter of a signed URL (unix seconds), if it has one."""
-    values = parse_qs(urlsplit(href).query).get("expires")
-    try:
-        return float(values[0]) if values else None
-    except ValueError:
-        return None
-
-
-def is_signed(url: str) -> bool:
-    """Whether ``url`` carries its own authorisation (a signing or token query parameter)."""
-    return any(_is_signing_param(m.group("name")) for m in _QUERY_PARAM.finditer(url))
-
-
-def redact(url: str | None) -> str:
-    """``url`` without its signing query values and userinfo password (safe for messages and reprs).
-
-    Works on any text (error messages quoting URLs too): every ``?name=value``/``&name=value`` whose
-    name looks like a signature, token, key or expiry gets ``REDACTED`` as its value. Paths are kept,
-    except the signature segment of openeo-python-driver signed URLs (``…/results/assets/dXNlcg/REDACTED/file.tif``).
-    """
-    if not url:
-        return str(url)
-
-    def query_param(match: re.Match[str]) -> str:
-        if not _is_signing_param(match["name"]):
-            return match[0]
-        return f"{match['sep']}{match['name']}=REDACTED"
-
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:REDACTED@", str(url))
-    text = _PATH_SIGNATURE.sub(lambda m: f"{m['head']}REDACTED", text)
-    return _QUERY_PARAM.sub(query_param, text)
-
-
 # -- helpers --------------------------------------------------------------------------------------
 
 
@@ -656,15 +607,6 @@ def _links(links: Any, base_url: str | None) -> list[tuple[str, str]]:
         href = urljoin(base_url, link["href"]) if base_url else link["href"]
         out.append((str(link.get("rel", "")), href))
     return out
-
-
-def _is_signing_param(name: str) -> bool:
-    lowered = unquote(name).lower()
-    return (
-        lowered in _SIGNING_NAMES
-        or lowered.startswith(_SIGNING_PREFIXES)
-        or any(part in lowered for part in _SIGNING_PARTS)
-    )
 
 
 def _optional_str(doc: Mapping[str, Any], name: str) -> str | None:

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import AssetReadError, UnsupportedMediaTypeError
-from ..results import AssetSpec, redact, require_format
+from ...errors import AssetReadError, UnsupportedMediaTypeError
+from ...results import AssetSpec, redact, require_format
 
 if TYPE_CHECKING:
     import geopandas as gpd

@@ -20,7 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import (
+from ..errors import (
     AssetReadError,
     AuthenticationError,
     JobError,
@@ -29,7 +29,8 @@ from .errors import (
     URLExpiredError,
     XrOpenEOError,
 )
-from .results import is_signed, parse_results, redact, url_expiry
+from ..results import parse_results
+from ..urls import is_signed, member_url, redact, under_root, url_expiry  # noqa: F401  (re-exported)
 
 log = logging.getLogger("xr_openeo")
 
@@ -102,14 +103,6 @@ def _session() -> requests.Session:
     return _thread_session("session", retrying_adapter(4))
 
 
-def under_root(url: str, root: str | None) -> bool:
-    """Whether ``url`` is on the backend's origin and below its API root path."""
-    if not root:
-        return False
-    u, r = urlsplit(url), urlsplit(root)
-    return (u.scheme, u.netloc.lower()) == (r.scheme, r.netloc.lower()) and u.path.startswith(r.path.rstrip("/") + "/")
-
-
 @dataclass(frozen=True)
 class Auth:
     """The backend root and its bearer token (``basic//…`` or ``oidc/…``), or none.
@@ -172,11 +165,11 @@ def api_error(response: requests.Response, what: str) -> XrOpenEOError:
     url, status = redact(response.url), response.status_code
     text = f"{what} at {url}: HTTP {status} {code}: {redact(str(message))}"
     if status == 404 and code == "JobNotFound":
-        return JobNotFoundError(f"{text}. Check the job id and that it belongs to this user.", status=status)
+        return JobNotFoundError(f"{text}. Check the job id and that it belongs to this user.", http_status=status)
     if status == 400 and code == "JobNotFinished":
-        return JobNotFinishedError(f"{text}. Wait for the job to finish, or pass partial=True.", status=status)
+        return JobNotFinishedError(f"{text}. Wait for the job to finish, or pass partial=True.", http_status=status)
     if status == 424:
-        return JobError(f"{what} at {url}: the job failed: {redact(str(message))}", status=status)
+        return JobError(f"{what} at {url}: the job failed: {redact(str(message))}", http_status=status)
     if status in (401, 403) and code != "CredentialsInvalid" or code in ("TokenInvalid", "AuthenticationRequired"):
         return AuthenticationError(f"{text}. Authenticate again (connection.authenticate_*) and retry.")
     return XrOpenEOError(text)
@@ -296,14 +289,6 @@ stats = {"retries": 0, "renewals": 0}  # per process: retries made and URLs rene
 def _count(name: str) -> None:
     with _stats_lock:
         stats[name] += 1
-
-
-def member_url(url: str, inner: str | None) -> str:
-    """The URL of file ``inner`` inside the folder asset at ``url`` (keeping its signing query)."""
-    if not inner:
-        return url
-    parts = urlsplit(url)
-    return parts._replace(path=parts.path.rstrip("/") + "/" + inner.lstrip("/")).geturl()
 
 
 def fetch(

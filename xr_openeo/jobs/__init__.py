@@ -32,8 +32,8 @@ import openeo
 import requests
 from openeo.rest import OpenEoClientException
 
-from .errors import AuthenticationError, JobError, JobFailedError, JobNotFoundError, JobTimeoutError, XrOpenEOError
-from .results import redact
+from ..errors import AuthenticationError, JobError, JobFailedError, JobNotFoundError, JobTimeoutError, XrOpenEOError
+from ..results import redact
 
 __all__ = [
     "as_batch_job",
@@ -582,14 +582,14 @@ def _library_error(exc: BaseException, action: str, job_id: str) -> XrOpenEOErro
             f"The backend does not know batch job {job_id!r} ({what}: {message}); check the job id, and that the "
             "connection is authenticated as the job's owner",
             job_id=job_id,
-            status=status,
+            http_status=status,
         )
     if status in (401, 403):
         return AuthenticationError(
             f"The backend refused the credentials to {action} batch job {job_id!r} ({what}: {message}); "
             "authenticate the connection again"
         )
-    return JobError(f"Could not {action} batch job {job_id!r} ({what}: {message})", job_id=job_id, status=status)
+    return JobError(f"Could not {action} batch job {job_id!r} ({what}: {message})", job_id=job_id, http_status=status)
 
 
 def _backend_error(exc: BaseException, doing: str) -> XrOpenEOError:
@@ -602,7 +602,7 @@ def _backend_error(exc: BaseException, doing: str) -> XrOpenEOError:
         return AuthenticationError(
             f"The backend refused the credentials to {doing} ({what}: {message}); authenticate the connection again"
         )
-    return JobError(f"Could not {doing} ({what}: {message})", status=status)
+    return JobError(f"Could not {doing} ({what}: {message})", http_status=status)
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -861,7 +861,8 @@ class _Waiter:
                     raise JobError(
                         self._unreachable(action, failures, self.elapsed() - first_failure, exc),
                         job_id=self.job_id,
-                        status=status,
+                        status=self.status,
+                        http_status=status,
                     ) from exc
                 after = hint.retry_after if hint.retry_after is not None else _retry_after(exc)
                 delay = after if after is not None else min(2.0 ** (failures - 1), self.max_backoff)
