@@ -1,7 +1,9 @@
 """``ds.openeo``: the job behind a Dataset, its status and logs, its assets, and running it again.
 
-The accessor keeps no state of its own: everything comes from the dataset's ``openeo:*``
-attributes and the connection remembered for its backend in this process.
+The accessor keeps no state of its own and looks nothing up elsewhere: it reads the dataset's
+``openeo:*`` attributes (on the Dataset, else on its variables, where xarray keeps them through
+``ds.NDVI.isel(t=0).to_dataset()``) and the connection and signed link it carries in its
+encoding. Methods that talk to the backend take an explicit ``connection=`` too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from typing import Any
 
 import xarray as xr
 
+from .errors import XrOpenEOError
+
+NOT_BOUND = (
+    "This Dataset is not bound to an openEO graph or job (it did not come from xr_openeo). Make one with "
+    "xr_openeo.from_cube(cube) (a graph to run: ds.openeo.compute_batch()), or open results with "
+    "xr_openeo.open_results(job)."
+)
+
 
 @xr.register_dataset_accessor("openeo")
 class OpenEOAccessor:
@@ -26,60 +36,147 @@ class OpenEOAccessor:
 
     # -- what the dataset says ------------------------------------------------------------------
 
+    def _attr(self, name: str) -> Any:
+        key = f"openeo:{name}"
+        if key in self._ds.attrs:
+            return self._ds.attrs[key]
+        for var in self._ds.data_vars.values():
+            if key in var.attrs:
+                return var.attrs[key]
+        return None
+
+    def _encoded(self, name: str) -> Any:
+        if name in self._ds.encoding:
+            return self._ds.encoding[name]
+        for var in self._ds.data_vars.values():
+            if name in var.encoding:
+                return var.encoding[name]
+        return None
+
     @property
     def job_id(self) -> str | None:
         """The batch job the data came from (None for a deferred dataset)."""
-        return self._ds.attrs.get("openeo:job_id") or None
+        return self._attr("job_id") or None
 
     @property
     def results_url(self) -> str | None:
         """The results document's URL, signatures redacted."""
-        return self._ds.attrs.get("openeo:results_url") or None
+        return self._attr("results_url") or None
 
     @property
     def backend(self) -> str | None:
-        return self._ds.attrs.get("openeo:backend") or None
+        """The backend's API root URL."""
+        return self._attr("backend") or None
 
     @property
     def is_deferred(self) -> bool:
-        return "openeo:process_graph" in self._ds.attrs and not self.job_id
+        """Bound to a graph that has not run (from :func:`xr_openeo.from_cube`)."""
+        return self._attr("process_graph") is not None and not self.job_id
+
+    @property
+    def is_bound(self) -> bool:
+        """Whether this Dataset came from openEO at all."""
+        return bool(self.job_id or self.is_deferred or self.backend)
+
+    @property
+    def connection(self) -> Any:
+        """The ``openeo.Connection`` the data came with (None when opened without one, or after pickling)."""
+        ref = self._encoded("openeo_connection")
+        return getattr(ref, "connection", None)
+
+    @property
+    def share_url(self) -> str | None:
+        """The signed canonical link of the results, when the backend gives one.
+
+        Anyone holding it can open the results with ``xr_openeo.open_results(url)``, without a
+        login, until it expires: share it like a password.
+        """
+        link = self._encoded("openeo_share_url")
+        return getattr(link, "url", None)
+
+    def _require_job(self) -> str:
+        if self.job_id:
+            return self.job_id
+        if self.is_deferred:
+            raise XrOpenEOError(
+                "This Dataset has not run yet: it is a deferred graph. Run it with ds.openeo.compute_batch()."
+            )
+        if self.is_bound:
+            raise XrOpenEOError("These results name no batch job (they were opened from a document without one).")
+        raise XrOpenEOError(NOT_BOUND)
+
+    def _connection(self, connection: Any, doing: str) -> Any:
+        connection = connection if connection is not None else self.connection
+        if connection is None:
+            raise XrOpenEOError(
+                f"To {doing}, xr_openeo needs a connection to {self.backend or 'the backend'}, and this Dataset "
+                "carries none (it was opened from a URL or document, or unpickled). Pass "
+                "connection=openeo.connect(url).authenticate_…()."
+            )
+        return connection
 
     # -- the job ---------------------------------------------------------------------------------
 
     @property
     def job(self) -> Any:
-        """The ``openeo.BatchJob`` behind the data."""
-        from .jobs import batch_job, connection_for
+        """The ``openeo.BatchJob`` behind the data (its requests raise xr_openeo's errors)."""
+        return self.get_job()
 
-        if not self.job_id:
-            raise ValueError("This dataset has no batch job yet: run it with ds.openeo.compute_batch()")
-        return batch_job(connection_for(self.backend), self.job_id)
+    def get_job(self, connection: Any = None) -> Any:
+        """:attr:`job`, with an explicit ``connection``."""
+        from .jobs import batch_job
 
-    def status(self) -> str:
+        job_id = self._require_job()
+        return batch_job(self._connection(connection, "reach its job"), job_id)
+
+    def status(self, connection: Any = None) -> str:
         """The job's current status on the backend (one request)."""
-        return str(self.job.status())
+        return str(self.get_job(connection).status())
 
-    def logs(self, level: str = "info") -> list[dict[str, Any]]:
-        """The job's log entries at ``level`` or above."""
-        return [dict(entry) for entry in self.job.logs(level=level)]
+    def logs(self, level: str = "info", connection: Any = None) -> Any:
+        """The job's log entries at ``level`` or above, as a DataFrame (``time``, ``level``, ``message``, …).
+
+        The entries as the backend sent them: ``ds.openeo.job.logs(level=...)``.
+        """
+        from .jobs import logs_frame
+
+        return logs_frame(self.get_job(connection).logs(level=level))
 
     @property
     def process_graph(self) -> dict[str, Any]:
         """The process graph: the deferred one, or the job's (from the backend)."""
-        if "openeo:process_graph" in self._ds.attrs:
-            return dict(json.loads(self._ds.attrs["openeo:process_graph"]))
-        return dict(self.job.describe()["process"]["process_graph"])
+        graph = self._attr("process_graph")
+        if graph is not None:
+            return dict(json.loads(graph))
+        return dict(self.get_job().describe()["process"]["process_graph"])
+
+    def _source(self, connection: Any, doing: str) -> tuple[Any, Any]:
+        """(source, connection) to load the results again: the job with a connection, else the signed link."""
+        self._require_job()
+        connection = connection if connection is not None else self.connection
+        if connection is not None:
+            return self.job_id, connection
+        if self.share_url:
+            return self.share_url, None
+        return self.job_id, self._connection(None, doing)
 
     @property
     def assets(self) -> Any:
-        """The job's assets as a table: key, media type, roles, bands, datetime, redacted href."""
+        """Every asset of the results as a table: key, media type, roles, bands, datetime, redacted href,
+        and whether it was opened (or why it was skipped)."""
+        return self.asset_table()
+
+    def asset_table(self, connection: Any = None) -> Any:
+        """:attr:`assets`, with an explicit ``connection``."""
         import pandas as pd
 
-        from .api import load_results
-        from .jobs import connection_for
-        from .results import redact
+        from .sources import load_results
+        from .urls import redact
 
-        results = load_results(self.job_id, connection=connection_for(self.backend))
+        source, connection = self._source(connection, "list its assets")
+        loaded = load_results(source, connection=connection)
+        opened = set(self._attr("assets") or ())
+        skipped = dict(line.split(": ", 1) for line in (self._attr("skipped") or ()) if ": " in line)
         rows = [
             {
                 "key": a.key,
@@ -88,19 +185,21 @@ class OpenEOAccessor:
                 "bands": list(a.bands),
                 "datetime": a.time if a.time is not None else a.start,
                 "href": redact(a.href),
+                "opened": a.key in opened,
+                "skipped": skipped.get(a.key, ""),
             }
-            for a in results.assets
+            for a in loaded.specs
         ]
-        return pd.DataFrame(rows, columns=["key", "media_type", "roles", "bands", "datetime", "href"]).set_index("key")
+        columns = ["key", "media_type", "roles", "bands", "datetime", "href", "opened", "skipped"]
+        return pd.DataFrame(rows, columns=columns).set_index("key")
 
-    def refresh(self) -> xr.Dataset:
+    def refresh(self, connection: Any = None) -> xr.Dataset:
         """The same data with fresh (renewed) signed asset URLs: the results opened again, lazily."""
         from .api import open_results
-        from .jobs import connection_for
 
-        keys = list(self._ds.attrs.get("openeo:assets", [])) or None
-        fresh = open_results(self.job_id, connection=connection_for(self.backend), assets=keys)
-        return fresh
+        source, connection = self._source(connection, "renew its links")
+        keys = list(self._attr("assets") or []) or None
+        return open_results(source, connection=connection, assets=keys)  # type: ignore[no-any-return]
 
     def download(
         self,
@@ -109,80 +208,66 @@ class OpenEOAccessor:
         assets: str | Sequence[str] | None = None,
         max_workers: int = 8,
         overwrite: bool = False,
+        connection: Any = None,
     ) -> dict[str, Path]:
         """Download the job's result files into ``directory`` (see :func:`xr_openeo.download`).
 
-        Parameters
-        ----------
-        directory
-            Where the files go; created if missing.
-        assets
-            Asset keys, roles, media types or format names; default the assets this dataset was
-            opened from (all data assets when it does not say).
-        max_workers, overwrite
-            As for :func:`xr_openeo.download`.
-
-        Returns
-        -------
-        dict
-            ``{asset key: Path}`` of the written files.
+        ``assets`` defaults to the assets this dataset was opened from.
         """
         from .downloads import download
-        from .jobs import connection_for
 
-        if not self.job_id:
-            raise ValueError(
-                "This dataset names no batch job: run a deferred one with ds.openeo.compute_batch(); for results "
-                "opened from a URL or document, call xr_openeo.download(source, directory) with that source"
-            )
-        keys = assets if assets is not None else (list(self._ds.attrs.get("openeo:assets", [])) or None)
-        connection = connection_for(self.backend)
+        source, connection = self._source(connection, "download its files")
+        keys = assets if assets is not None else (list(self._attr("assets") or []) or None)
         return download(
-            self.job_id, directory, assets=keys, connection=connection, max_workers=max_workers, overwrite=overwrite
+            source, directory, assets=keys, connection=connection, max_workers=max_workers, overwrite=overwrite
         )
 
     @property
     def cube(self) -> Any:
         """An ``openeo`` DataCube that loads these results on the backend, to keep computing remotely."""
-        from .jobs import connection_for, load_results_cube
+        return self.as_cube()
 
-        connection = connection_for(self.backend)
-        doc = connection.get(f"/jobs/{self.job_id}/results").json()
-        canonical = next((link["href"] for link in doc.get("links", []) if link.get("rel") == "canonical"), None)
-        url = canonical or f"{connection.root_url.rstrip('/')}/jobs/{self.job_id}/results"
+    def as_cube(self, connection: Any = None) -> Any:
+        """:attr:`cube`, with an explicit ``connection``."""
+        from .jobs import load_results_cube
+
+        job_id = self._require_job()
+        connection = self._connection(connection, "build a cube on its results")
+        url = self.share_url or f"{connection.root_url.rstrip('/')}/jobs/{job_id}/results"
         return load_results_cube(connection, url)
 
-    def compute_batch(self, **kwargs: Any) -> Any:
+    def compute_batch(self, connection: Any = None, **kwargs: Any) -> Any:
         """Run the dataset's graph as a new batch job (same keywords as :func:`xr_openeo.compute_batch`)."""
         from .api import compute_batch
-        from .jobs import connection_for
 
-        return compute_batch(self.process_graph, connection=connection_for(self.backend), **kwargs)
+        if not self.is_bound:
+            raise XrOpenEOError(NOT_BOUND)
+        return compute_batch(self.process_graph, connection=self._connection(connection, "run its graph"), **kwargs)
 
     # -- notebooks -------------------------------------------------------------------------------
 
-    def _repr_html_(self) -> str:
+    def _rows(self) -> list[tuple[str, str]]:
         rows = [("backend", self.backend or "")]
         if self.job_id:
-            rows += [
-                ("job", self.job_id),
-                ("status", str(self._ds.attrs.get("openeo:status", ""))),
-            ]
-            rows += [
-                (name, str(self._ds.attrs[f"openeo:{name}"]))
-                for name in ("created", "updated")
-                if f"openeo:{name}" in self._ds.attrs
-            ]
-            rows += [("results", self.results_url or "")]
-            rows += [("assets", ", ".join(self._ds.attrs.get("openeo:assets", [])))]
-        else:
+            rows += [("job", self.job_id), ("status", str(self._attr("status") or ""))]
+            rows += [(name, str(self._attr(name))) for name in ("created", "updated") if self._attr(name)]
+            rows += [("results", self.results_url or ""), ("assets", ", ".join(self._attr("assets") or []))]
+            if self._attr("skipped"):
+                rows += [("skipped", "; ".join(self._attr("skipped")))]
+        elif self.is_deferred:
             rows += [("status", "not computed yet"), ("run it", "ds.openeo.compute_batch()")]
+        return rows
+
+    def _repr_html_(self) -> str:
         body = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self._rows()
         )
         return f"<div><strong>openEO</strong><table>{body}</table></div>"
 
     def __repr__(self) -> str:
-        if not self.job_id:
-            return f"<openEO deferred graph on {self.backend or '?'}: not computed yet>"
-        return f"<openEO job {self.job_id} on {self.backend} ({self._ds.attrs.get('openeo:status', '?')})>"
+        if self.job_id:
+            return f"<openEO job {self.job_id} on {self.backend or 'an unknown backend'} ({self._attr('status')})>"
+        if self.is_deferred:
+            return f"<openEO deferred graph on {self.backend or 'no backend yet'}: not computed yet>"
+        return "<not from openEO: use xr_openeo.from_cube(cube) or xr_openeo.open_results(job)>"

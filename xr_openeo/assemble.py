@@ -1,116 +1,126 @@
-"""Specs + lazy arrays -> Datasets with coordinates, CRS, nodata encoding and provenance."""
+"""Cubes + lazy arrays → Datasets with coordinates, CRS, nodata encoding and provenance.
+
+Provenance (job id, backend, results URL, status, assets) goes into ``ds.attrs`` and, in part,
+into every data variable's attrs, where xarray keeps it through ``ds.NDVI.isel(t=0).to_dataset()``
+and ``ds[["B04"]]``. The openeo Connection a Dataset came from travels in its ``encoding`` inside
+a :class:`ConnectionRef`, which is never pickled nor deep-copied with it (it holds a token).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .results import AssetSpec, Grid, redact
+from .mosaic import Layout
+from .urls import redact
 
-PROVENANCE_PREFIX = "openeo:"
+PREFIX = "openeo:"
+CONNECTION = "openeo_connection"  # the encoding key holding a ConnectionRef
+VARIABLE_ATTRS = ("openeo:job_id", "openeo:backend", "openeo:results_url")
+
+
+class ConnectionRef:
+    """The ``openeo.Connection`` a Dataset came from, kept in its encoding for the accessor.
+
+    Pickles as an empty reference and deep-copies as itself, so a token never leaves the process
+    inside a Dataset and copies still reach their job.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ConnectionRef, (None,))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConnectionRef:
+        return self
+
+    def __repr__(self) -> str:
+        root = getattr(self.connection, "root_url", None)
+        return f"<openeo connection to {root}>" if root else "<openeo connection: none>"
 
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a Dataset came from; stored in ``ds.attrs`` (signatures redacted) for the accessor."""
+    """Where a Dataset came from; stored in its attrs (signatures redacted) for the accessor."""
 
     backend: str | None
     job_id: str | None
     results_url: str | None
     asset_keys: tuple[str, ...]
     status: str = "finished"
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    connection: Any = field(default=None, compare=False, repr=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def attrs(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "openeo:backend": self.backend or "",
             "openeo:job_id": self.job_id or "",
             "openeo:results_url": redact(self.results_url) if self.results_url else "",
             "openeo:assets": list(self.asset_keys),
             "openeo:status": self.status,
         }
+        if self.skipped:
+            out["openeo:skipped"] = [f"{key}: {why}" for key, why in self.skipped.items()]
+        out.update({f"openeo:{k}": v for k, v in self.extra.items()})
         return out
 
-
-def time_steps(specs: Sequence[AssetSpec]) -> tuple[list[np.datetime64 | None], list[tuple[AssetSpec, ...]]]:
-    """Group same-datetime assets (to be merged), sorted by time; assets without time form one step."""
-    groups: dict[Any, list[AssetSpec]] = {}
-    for spec in specs:
-        when = spec.time if spec.time is not None else spec.start
-        groups.setdefault(when, []).append(spec)
-    if None in groups and len(groups) > 1:
-        undated = ", ".join(s.key for s in groups[None])
-        from .errors import ResultsDocumentError
-
-        raise ResultsDocumentError(
-            f"Assets {undated} have no datetime (not in their items, properties or file names) while the others "
-            "have one; open them separately with assets=[...]",
-            field="datetime",
-        )
-    times = sorted(groups, key=lambda t: (t is None, t if t is not None else np.datetime64(0, "ns")))
-    return times, [tuple(groups[t]) for t in times]
+    def apply(self, ds: Any) -> Any:
+        """``ds`` with this provenance in its attrs, its variables' attrs and (the connection) its encoding."""
+        attrs = self.attrs()
+        ds.attrs.update(attrs)
+        for var in ds.data_vars.values():
+            var.attrs.update({k: attrs[k] for k in VARIABLE_ATTRS})
+            if self.connection is not None:
+                var.encoding[CONNECTION] = ConnectionRef(self.connection)
+        if self.connection is not None:
+            ds.encoding[CONNECTION] = ConnectionRef(self.connection)
+        return ds
 
 
 def raster_dataset(
-    variables: Mapping[str, Any],
-    grid: Grid,
-    times: Sequence[np.datetime64 | None],
-    nodata: float | None,
+    layout: Layout,
+    variables: Sequence[Any],
     provenance: Provenance,
-    preferred_chunks: Mapping[str, int],
+    *,
+    nodata: float | None,
+    masked: bool,
+    preferred_chunks: Mapping[str, Any],
+    attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Any:
-    """Dataset of one ``(t, y, x)`` (or ``(y, x)`` when dateless) variable per band."""
+    """A Dataset of one ``(t, y, x)`` (or ``(y, x)`` when dateless) variable per band of ``layout``."""
     import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
 
-    y, x = grid.coords()
-    with_time = not (len(times) == 1 and times[0] is None)
+    y, x = layout.grid.coords()
     coords: dict[str, Any] = {"y": y, "x": x}
-    if with_time:
-        coords["t"] = np.array(times, dtype="datetime64[ns]")
+    if not layout.dateless:
+        coords["t"] = np.array(layout.times, dtype="datetime64[ns]")
     data_vars = {}
-    for name, array in variables.items():
-        var = xr.Variable(("t", "y", "x"), array)
-        if not with_time:
+    for name, array in zip(layout.names, variables, strict=True):
+        var = xr.Variable(("t", "y", "x"), array, attrs=dict((attrs or {}).get(name, {})))
+        if layout.dateless:
             var = var.isel(t=0)
-        var.attrs["grid_mapping"] = "spatial_ref"
-        if nodata is not None:
-            var.encoding["_FillValue"] = nodata
         # So that xr.open_dataset(..., engine="openeo", chunks={}) keeps the chunks the reader chose.
         var.encoding["preferred_chunks"] = {d: preferred_chunks[str(d)] for d in var.dims}
         data_vars[name] = var
     ds = xr.Dataset(data_vars, coords=coords)
-    ds = ds.rio.write_crs(grid.crs)
-    ds = ds.rio.write_transform(_affine(grid))
-    ds.attrs.update(provenance.attrs())
-    return ds
+    ds = ds.rio.write_crs(layout.grid.crs)
+    ds = ds.rio.write_transform(_affine(layout.grid))
+    if nodata is not None:
+        for name in ds.data_vars:
+            ds[name] = ds[name].rio.write_nodata(nodata, encoded=masked)
+    return provenance.apply(ds)
 
 
-def _affine(grid: Grid) -> Any:
+def _affine(grid: Any) -> Any:
     from affine import Affine
 
     return Affine(*grid.transform)
-
-
-def band_names(spec: AssetSpec, count: int, descriptions: Sequence[str | None] = ()) -> list[str]:
-    """Names from the metadata (``bands``/``eo:bands``), else the file's band descriptions, else ``band_N``."""
-    if len(spec.bands) == count:
-        return list(spec.bands)
-    if len(descriptions) == count and all(descriptions):
-        return [str(d) for d in descriptions]
-    return [f"band_{i + 1}" for i in range(count)]
-
-
-def unique_names(names: Sequence[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for name in names:
-        n = seen.get(name, 0)
-        out.append(name if n == 0 else f"{name}_{n}")
-        seen[name] = n + 1
-    return out
 
 
 def as_tree(groups: Mapping[str, Any]) -> Any:
@@ -118,3 +128,9 @@ def as_tree(groups: Mapping[str, Any]) -> Any:
     import xarray as xr
 
     return xr.DataTree.from_dict({f"/{name}": ds for name, ds in groups.items()})
+
+
+def empty_dataset(provenance: Provenance) -> Any:
+    import xarray as xr
+
+    return provenance.apply(xr.Dataset())

@@ -1,7 +1,9 @@
 """The xarray engine ``"openeo"``: ``xr.open_dataset(source, engine="openeo")`` = ``xr_openeo.open_results``.
 
 Importing this module pulls in nothing heavy, and ``guess_can_open`` looks only at the object
-itself (no network, no file reads).
+itself (no network, no file reads). xarray chunks what the engine returns itself (``chunks=``,
+with the reader's chunks as ``preferred_chunks``), so the engine hands it lazily indexed band
+arrays over the same cube that ``open_results`` builds its graph on.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ _RESULTS_URL = re.compile(r"^https?://.+/jobs/[^/?#]+/results(?:[/?#].*)?$")
 class OpenEOBackendEntrypoint(BackendEntrypoint):
     """Open openEO batch-job results lazily, as ``xr_openeo.open_results`` does.
 
-    ``xr.open_dataset(job, engine="openeo")`` with a ``BatchJob``/``JobResults``, a results URL, a
-    results document (dict or path) or a pystac object; a job id needs ``connection=``. xarray's own
-    ``chunks=`` rechunks the result; ``read_chunks=`` sets how xr_openeo reads (dates per task,
-    spatial window), as ``chunks=`` of ``open_results`` does. ``on_read_error="fill"`` fills reads
-    that fail after the retries with nodata and warns (see ``open_results``).
+    ``xr.open_dataset(job, engine="openeo", chunks={})`` with a ``BatchJob``/``JobResults``, a
+    results URL, a results document (dict or path) or a pystac object; a job id needs
+    ``connection=``. ``chunks`` is xarray's (``{}``: the reader's own chunks, as ``open_results``
+    gives them by default). ``assets``, ``partial``, ``dtype``, ``masked``, ``pickle_token`` and
+    ``on_read_error`` as for ``open_results``.
     """
 
     description = "Open openEO batch-job results lazily (xr_openeo)"
@@ -34,7 +36,7 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
         "assets",
         "partial",
         "dtype",
-        "read_chunks",
+        "masked",
         "pickle_token",
         "on_read_error",
     )
@@ -48,24 +50,27 @@ class OpenEOBackendEntrypoint(BackendEntrypoint):
         assets: Any = None,
         partial: bool = False,
         dtype: str | None = None,
-        read_chunks: Any = None,
+        masked: bool = True,
         pickle_token: bool = False,
         on_read_error: str | None = None,
     ) -> Any:
         import xarray as xr
 
-        from .api import open_results
+        from ._options import get_option
+        from .api import open_loaded
+        from .lazy import normalize_chunks
+        from .sources import load_results
 
-        ds = open_results(
-            filename_or_obj,
-            connection=connection,
-            chunks=read_chunks,
+        on_read_error = get_option("on_read_error", on_read_error)
+        loaded = load_results(filename_or_obj, connection=connection, partial=partial, pickle_token=pickle_token)
+        ds = open_loaded(
+            loaded,
+            chunks=normalize_chunks(None),
             assets=assets,
-            partial=partial,
             dtype=dtype,
-            pickle_token=pickle_token,
+            masked=masked,
             on_read_error=on_read_error,
-            _lazy_arrays=True,
+            engine=True,
         )
         if isinstance(ds, xr.DataTree):
             groups = ", ".join(node.path for node in ds.subtree if node.has_data)

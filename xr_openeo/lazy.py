@@ -1,189 +1,391 @@
-"""Dask graphs from asset specs: one task per (file or files of a time chunk, spatial window, all bands)."""
+"""The one dask-graph builder: chunks, one read per (files, window), band variables that share it.
+
+For every chunk ``(dates, rows, cols)`` the graph has one *chunk task*, which returns a
+:class:`ChunkHandle` (no I/O yet), and one *band task* per band, ``getter(handle, index)``:
+dask's own slice fusion turns a selection made later (``ds.B04.isel(x=slice(0, 256))``) into a
+smaller index of that band task, so a subset reads only the tiles it touches. The bands of one
+chunk share one read where the format stores them together (GeoTIFF): the first band task of a
+window reads all bands, the others take theirs from the handle, which dask releases once its
+band tasks are done. The cube is stored once in the graph.
+
+The xarray engine cannot hand dask arrays to ``xr.open_dataset`` (xarray wraps whatever a
+backend returns and builds its own graph per variable), so it gets one :class:`BandArray` per
+band over the same cube; bands of one window share their read there through a
+:class:`WindowShare` bounded in bytes.
+"""
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from xarray.backends import BackendArray
 
-DEFAULT_TILE = 256  # COG tile size assumed when the metadata does not give one (geopyspark writes 256)
-WHOLE_FILE_MAX = 2048  # files up to this many pixels a side are one chunk (one GET each)
-DEFAULT_SPATIAL_CHUNK = 1024
+from .cube import RasterCube
+
+DIMS = ("t", "y", "x")
+ALIASES = {"time": "t"}
+DEFAULT_TILE = 256  # COG tile size assumed when neither the document nor a header gives one
+_ALLOWED = '"auto", -1, None, a positive int, or a tuple of positive ints that sum to the dimension\'s size'
+
+Chunks = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
-def spatial_chunks(size: int, requested: int | None, tile: int = DEFAULT_TILE) -> tuple[int, ...]:
-    """Chunk lengths along one spatial axis: whole multiples of ``tile`` (the last one takes the rest).
+# -- chunks ---------------------------------------------------------------------------------------
 
-    ``requested`` None/-1 gives the whole axis when it is at most ``WHOLE_FILE_MAX``, else 1024.
-    A requested size is rounded up to a multiple of the tile so no task reads half a tile.
+
+def normalize_chunks(chunks: Any, dims: Sequence[str] = DIMS) -> dict[str, Any]:
+    """``chunks`` as users give it (None, ``"auto"``, an int, a dict by dimension) → one value per dim.
+
+    Each value is None (the default), ``"auto"``, -1, a positive int or a tuple of positive
+    ints; anything else raises ``ValueError`` naming the dimension and what is allowed. As in
+    xarray, an int or ``"auto"`` applies to every dimension.
     """
-    if size <= 0:
-        raise ValueError(f"an axis of {size} pixels cannot be chunked")
-    if requested is None or requested == -1:
-        step = size if size <= WHOLE_FILE_MAX else DEFAULT_SPATIAL_CHUNK
-    elif requested <= 0:
-        raise ValueError(f"spatial chunk sizes must be positive (or -1 for whole), got {requested}")
-    else:
-        step = max(tile, math.ceil(requested / tile) * tile)
+    if chunks is None:
+        return dict.fromkeys(dims)
+    if isinstance(chunks, str) or (isinstance(chunks, int) and not isinstance(chunks, bool)):
+        return {d: _check(d, chunks) for d in dims}
+    if isinstance(chunks, Mapping):
+        out: dict[str, Any] = dict.fromkeys(dims)
+        for key, value in chunks.items():
+            dim = ALIASES.get(str(key), str(key))
+            if dim not in dims:
+                raise ValueError(
+                    f"chunks has a dimension {key!r} that these results do not have; their dimensions are "
+                    f"{', '.join(dims)} (bands are variables, read together: they need no chunks)"
+                )
+            out[dim] = _check(dim, value)
+        return out
+    raise ValueError(
+        f'chunks must be None, "auto", an int or a dict by dimension ({", ".join(dims)}) like '
+        f"{{'t': 1, 'y': 1024, 'x': 1024}}; got {chunks!r}"
+    )
+
+
+def _check(dim: str, value: Any) -> Any:
+    if value is None or value == "auto" and isinstance(value, str) or value == -1 and _is_int(value):
+        return value
+    if _is_int(value) and value > 0:
+        return int(value)
+    if isinstance(value, tuple) and value and all(_is_int(v) and v > 0 for v in value):
+        return tuple(int(v) for v in value)
+    raise ValueError(f"chunks[{dim!r}] must be {_ALLOWED}; got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def resolve_chunks(
+    wanted: Mapping[str, Any],
+    shape: tuple[int, int, int],
+    *,
+    dtype: str,
+    tile: tuple[int, int] = (DEFAULT_TILE, DEFAULT_TILE),
+    extent: tuple[int, int] | None = None,
+) -> Chunks:
+    """Chunk sizes along ``t``, ``y`` and ``x`` for a cube of ``shape`` (dates, rows, cols).
+
+    Defaults: one date per chunk; along ``y``/``x`` a file's extent (``extent``, default the
+    whole axis) when one date of it fits dask's ``array.chunk-size``, else the largest whole
+    number of tiles that does. A size given as an int is rounded up to whole tiles; -1 is the
+    whole axis; a tuple is taken as it is; ``"auto"`` follows dask's ``array.chunk-size`` in
+    whole tiles, as xarray does.
+    """
+    limit = _chunk_bytes()
+    itemsize = np.dtype(dtype).itemsize
+    n_t, rows, cols = shape
+    extent = extent or (rows, cols)
+    out: list[tuple[int, ...]] = []
+    for axis, (dim, size) in enumerate(zip(DIMS, shape, strict=True)):
+        value = wanted.get(dim)
+        step_tile = 1 if axis == 0 else tile[axis - 1]
+        if size == 0:
+            out.append((0,))
+        elif isinstance(value, tuple):
+            if sum(value) != size:
+                raise ValueError(f"chunks[{dim!r}] = {value} sums to {sum(value)}, but {dim} has {size} elements")
+            out.append(value)
+        elif value == -1:
+            out.append((size,))
+        elif _is_int(value):
+            step = value if axis == 0 else max(step_tile, math.ceil(value / step_tile) * step_tile)
+            out.append(_regular(size, step))
+        elif value == "auto":
+            out.append(())  # filled below, jointly
+        elif axis == 0:
+            out.append(_regular(size, 1))
+        else:
+            out.append(())
+    if any(value == "auto" for value in wanted.values()):
+        out = _auto(out, wanted, shape, dtype, tile)
+    if not out[1] or not out[2]:
+        out[1], out[2] = _default_spatial(out[1], out[2], shape, extent, tile, itemsize, limit)
+    return out[0], out[1], out[2]
+
+
+def _regular(size: int, step: int) -> tuple[int, ...]:
     full, rest = divmod(size, step)
     return (step,) * full + ((rest,) if rest else ())
 
 
-def time_chunks(n: int, requested: int | None) -> tuple[int, ...]:
-    """Chunk lengths along ``t``: ``requested`` dates per task (default 1; -1 = all)."""
-    if n == 0:
-        return (0,)
-    step = 1 if requested is None else (n if requested == -1 else requested)
-    if step <= 0:
-        raise ValueError(f"chunks['t'] must be a positive number of dates (or -1 for all), got {requested}")
-    full, rest = divmod(n, step)
-    return (step,) * full + ((rest,) if rest else ())
+def _chunk_bytes() -> int:
+    import dask
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(dask.config.get("array.chunk-size")))
 
 
-def normalize_chunks(chunks: Any) -> dict[str, int | None]:
-    """``chunks`` as given by a user (None, "auto", int, dict with t/y/x) → {"t", "y", "x"}."""
-    if chunks is None or chunks == "auto" or chunks == {}:
-        return {"t": None, "y": None, "x": None}
-    if isinstance(chunks, int):
-        return {"t": None, "y": chunks, "x": chunks}
-    if isinstance(chunks, Mapping):
-        unknown = set(chunks) - {"t", "time", "y", "x", "band", "bands"}
-        if unknown:
-            raise ValueError(f"chunks has unknown dimension(s) {sorted(unknown)}; use t, y and x")
-        t = chunks.get("t", chunks.get("time"))
-        return {"t": t, "y": chunks.get("y"), "x": chunks.get("x")}
-    raise TypeError(
-        f"chunks must be None, 'auto', an int or a dict like {{'t': 1, 'y': 1024, 'x': 1024}}, got {chunks!r}"
-    )
+def _auto(
+    out: list[tuple[int, ...]],
+    wanted: Mapping[str, Any],
+    shape: tuple[int, int, int],
+    dtype: str,
+    tile: tuple[int, int],
+) -> list[tuple[int, ...]]:
+    from dask.array.core import normalize_chunks as dask_normalize
+
+    spec: list[Any] = []
+    for axis, dim in enumerate(DIMS):
+        if wanted.get(dim) == "auto":
+            spec.append("auto")
+        elif out[axis]:
+            spec.append(out[axis])
+        else:  # an unset spatial axis next to an "auto" one: auto too
+            spec.append("auto")
+    previous = (1, min(tile[0], shape[1]) or 1, min(tile[1], shape[2]) or 1)
+    result = dask_normalize(tuple(spec), shape=shape, dtype=np.dtype(dtype), previous_chunks=previous)
+    return [tuple(int(v) for v in r) for r in result]
 
 
-def _read_block(reader: Any, steps: tuple[tuple[str, ...], ...], window: tuple[slice, slice]) -> np.ndarray:
-    # Filled in place rather than np.stack-ed: a task then holds one copy of its block, not two.
-    first = reader.read(steps[0], window)
-    if len(steps) == 1:
-        return first[np.newaxis]
-    out = np.empty((len(steps), *first.shape), dtype=first.dtype)
-    out[0] = first
-    del first
-    for i, keys in enumerate(steps[1:], start=1):
-        out[i] = reader.read(keys, window)
-    return out
+def _default_spatial(
+    ys: tuple[int, ...],
+    xs: tuple[int, ...],
+    shape: tuple[int, int, int],
+    extent: tuple[int, int],
+    tile: tuple[int, int],
+    itemsize: int,
+    limit: int,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    rows, cols = shape[1], shape[2]
+    step_y, step_x = min(extent[0], rows), min(extent[1], cols)
+    if step_y * step_x * itemsize > limit:  # a whole file per chunk is too much: whole tiles under the limit
+        side = max(1, int(math.sqrt(limit / itemsize)))
+        step_y = min(step_y, max(tile[0], side // tile[0] * tile[0]))
+        step_x = min(step_x, max(tile[1], side // tile[1] * tile[1]))
+    return ys or _regular(rows, step_y), xs or _regular(cols, step_x)
 
 
-def raster_array(
-    reader: Any,
-    steps: Sequence[Sequence[str]],
-    shape: tuple[int, int],
-    chunks: Mapping[str, Any],
-    tile: int = DEFAULT_TILE,
-    name: str | None = None,
-) -> Any:
-    """A ``(t, band, y, x)`` dask array; ``steps[i]`` are the asset keys of time step i (merged).
+# -- the graph --------------------------------------------------------------------------------------
 
-    One task reads all bands of the files of one time chunk in one spatial window. ``reader`` is
-    stored once in the graph, not once per task.
-    """
+
+def band_arrays(cube: RasterCube, chunks: Chunks, name: str | None = None) -> list[Any]:
+    """One lazy ``(t, y, x)`` dask array per band of ``cube``, chunked as ``chunks``."""
     import dask.array as da
+    from dask.array.core import getter
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    rows, cols = shape
-    t_chunks = time_chunks(len(steps), chunks.get("t"))
-    y_chunks = spatial_chunks(rows, chunks.get("y"), tile)
-    x_chunks = spatial_chunks(cols, chunks.get("x"), tile)
-    steps_t = tuple(tuple(s) for s in steps)
-    name = name or f"read-geotiff-{tokenize(reader, steps_t, shape, t_chunks, y_chunks, x_chunks)}"
-    reader_key = f"reader-{name}"
-    dsk: dict[Any, Any] = {reader_key: reader}
-    t0 = 0
-    for ti, tn in enumerate(t_chunks):
-        y0 = 0
-        for yi, yn in enumerate(y_chunks):
-            x0 = 0
-            for xi, xn in enumerate(x_chunks):
-                window = (slice(y0, y0 + yn), slice(x0, x0 + xn))
-                dsk[(name, ti, 0, yi, xi)] = (_read_block, reader_key, steps_t[t0 : t0 + tn], window)
-                x0 += xn
-            y0 += yn
-        t0 += tn
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
-    return da.Array(graph, name, chunks=(t_chunks, (reader.count,), y_chunks, x_chunks), dtype=np.dtype(reader.dtype))
+    t_chunks, y_chunks, x_chunks = chunks
+    token = tokenize(cube, chunks)
+    name = name or f"openeo-read-{token}"
+    cube_key = f"cube-{token}"
+    layer: dict[Any, Any] = {cube_key: cube}
+    regions = []
+    for ti, t in enumerate(_slices(t_chunks)):
+        for yi, y in enumerate(_slices(y_chunks)):
+            for xi, x in enumerate(_slices(x_chunks)):
+                layer[(name, ti, yi, xi)] = (ChunkHandle, cube_key, t, y, x)
+                regions.append(((ti, yi, xi), (t, y, x)))
+    graph_chunks = (t_chunks, y_chunks, x_chunks)
+    dtype = np.dtype(cube.dtype)
+    arrays = []
+    base = HighLevelGraph.from_collections(name, layer, dependencies=())
+    for band in range(cube.n_bands):
+        band_name = f"{name}-band{band}"
+        tasks = {(band_name, *ids): (getter, (name, *ids), _whole(t, band, y, x)) for ids, (t, y, x) in regions}
+        graph = HighLevelGraph({**base.layers, band_name: tasks}, {**base.dependencies, band_name: {name}})
+        arrays.append(da.Array(graph, band_name, chunks=graph_chunks, dtype=dtype))
+    return arrays
 
 
-# -- the xarray-engine path -----------------------------------------------------------------------
-#
-# xarray's open_dataset wraps whatever a backend returns in its own lazy adapters and builds one
-# dask task per chunk *per variable*; a dask array handed to it would be computed once per
-# variable. So the engine gets lazily indexed arrays (one per band) over the same reader, and
-# the bands of one (files, window) share a single read through a small per-process cache.
+def _slices(sizes: Sequence[int]) -> list[slice]:
+    out, start = [], 0
+    for size in sizes:
+        out.append(slice(start, start + size))
+        start += size
+    return out
 
 
-class _WindowCache:
-    """(files, window) -> all bands, kept until every band has been taken (or memory runs short)."""
+def _whole(t: slice, band: int, y: slice, x: slice) -> tuple[slice, int, slice, slice]:
+    """The index of a whole chunk of one band, relative to the chunk (what a band task asks first)."""
+    return (slice(0, t.stop - t.start), band, slice(0, y.stop - y.start), slice(0, x.stop - x.start))
 
-    def __init__(self, max_bytes: int = 256 * 2**20) -> None:
-        import threading
-        from collections import OrderedDict
 
-        self.max_bytes = max_bytes
+class ChunkHandle:
+    """One chunk region of a cube; band tasks index it (``handle[t, band, y, x]``) to read.
+
+    Indexes are relative to the chunk: ints, slices (any step) or integer arrays per axis, as
+    dask's slice fusion leaves them. The region read is the bounding box of the index. Where the
+    reader shares bands, the first band asked reads every band of that box and keeps the others
+    for their own tasks.
+    """
+
+    def __init__(self, cube: RasterCube, t: slice, y: slice, x: slice) -> None:
+        self.cube, self.t, self.y, self.x = cube, t, y, x
         self._lock = threading.Lock()
-        self._entries: OrderedDict[Any, tuple[np.ndarray, set[int]]] = OrderedDict()
-        self._pending: dict[Any, Any] = {}
+        self._kept: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ChunkHandle, (self.cube, self.t, self.y, self.x))
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        t_index, band, y_index, x_index = _four(index)
+        if not _is_int(band):
+            raise IndexError(f"a chunk is read one band at a time, got band index {band!r}")
+        region, local = _bounds((self.t, self.y, self.x), (t_index, y_index, x_index))
+        return _apply(self._band(int(band), region), local)
+
+    def _band(self, band: int, region: tuple[slice, slice, slice]) -> np.ndarray:
+        cube = self.cube
+        if not cube.reader.shares_bands or cube.n_bands == 1:
+            return cube.read(region[0], [band], region[1], region[2])[0]
+        key = tuple(v for s in region for v in (s.start, s.stop))
+        with self._lock:
+            kept = self._kept.pop((band, key), None)
+            if kept is not None:
+                return kept
+            arrays = cube.read(region[0], range(cube.n_bands), region[1], region[2])
+            for other, array in enumerate(arrays):
+                if other != band:
+                    self._kept[(other, key)] = array
+            return arrays[band]
+
+
+def _four(index: Any) -> tuple[Any, Any, Any, Any]:
+    if not isinstance(index, tuple):
+        index = (index,)
+    if any(i is Ellipsis or i is None for i in index) or len(index) > 4:
+        raise IndexError(f"unsupported index of a cube chunk: {index!r}")
+    index = index + (slice(None),) * (4 - len(index))
+    return index[0], index[1], index[2], index[3]
+
+
+def _bounds(
+    chunk: tuple[slice, slice, slice], index: tuple[Any, Any, Any]
+) -> tuple[tuple[slice, slice, slice], tuple[Any, Any, Any]]:
+    """The absolute region (step-1 slices) an index touches, and the index to apply to that region's array."""
+    region, local = [], []
+    for axis_slice, ix in zip(chunk, index, strict=True):
+        size = axis_slice.stop - axis_slice.start
+        rel: Any
+        if isinstance(ix, slice):
+            positions = range(size)[ix]
+            if not positions:
+                lo = hi = 0
+                rel = slice(0, 0, 1)
+            elif positions.step > 0:
+                lo, hi = positions[0], positions[-1] + 1
+                rel = slice(0, hi - lo, positions.step)
+            else:
+                lo, hi = positions[-1], positions[0] + 1
+                rel = slice(hi - 1 - lo, None, positions.step)
+        elif _is_int(ix):
+            i = int(ix) + (size if ix < 0 else 0)
+            if not 0 <= i < size:
+                raise IndexError(f"index {ix} is out of bounds for a chunk of {size}")
+            lo, hi, rel = i, i + 1, 0
+        else:
+            positions_arr = np.asarray(ix)
+            if positions_arr.dtype == bool:
+                positions_arr = np.flatnonzero(positions_arr)
+            positions_arr = np.where(positions_arr < 0, positions_arr + size, positions_arr)
+            lo, hi = (int(positions_arr.min()), int(positions_arr.max()) + 1) if positions_arr.size else (0, 0)
+            rel = positions_arr - lo
+        region.append(slice(axis_slice.start + lo, axis_slice.start + hi))
+        local.append(rel)
+    return (region[0], region[1], region[2]), (local[0], local[1], local[2])
+
+
+def _apply(array: np.ndarray, local: tuple[Any, Any, Any]) -> np.ndarray:
+    """``array[local]`` with numpy's meaning (a chunk behaves as a numpy array would), without a copy when whole."""
+    if all(isinstance(ix, slice) and ix == slice(0, n, 1) for ix, n in zip(local, array.shape, strict=True)):
+        return array
+    return array[local]
+
+
+# -- the xarray engine ------------------------------------------------------------------------------
+
+_SHARES: weakref.WeakSet[WindowShare] = weakref.WeakSet()
+
+
+class WindowShare:
+    """Reads of one cube for the engine's band arrays: the bands of one window share one read.
+
+    The first band asked for a window reads all bands (where the reader shares bands) and keeps
+    the others until their band asks, up to ``max_bytes`` (oldest dropped first; a dropped band
+    is read again when asked). :func:`xr_openeo.clear_caches` empties it.
+    """
+
+    def __init__(self, cube: RasterCube, max_bytes: int | None = None) -> None:
+        from ._options import get_option
+
+        self.cube = cube
+        self.max_bytes = int(get_option("cache_bytes") if max_bytes is None else max_bytes)
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._bytes = 0
+        _SHARES.add(self)
 
-    def band(self, reader: Any, keys: tuple[str, ...], window: tuple[slice, slice], band: int) -> np.ndarray:
-        import threading
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (WindowShare, (self.cube, self.max_bytes))
 
-        scope = getattr(reader.locator, "scope", id(reader.locator))
-        entry_key = (scope, keys, (window[0].start, window[0].stop, window[1].start, window[1].stop))
+    def read(self, band: int, region: tuple[slice, slice, slice]) -> np.ndarray:
+        cube = self.cube
+        if not cube.reader.shares_bands or cube.n_bands == 1:
+            return cube.read(region[0], [band], region[1], region[2])[0]
+        key = tuple(v for s in region for v in (s.start, s.stop))
         with self._lock:
-            hit = self._entries.get(entry_key)
-            if hit is None:
-                loading = self._pending.setdefault(entry_key, threading.Lock())
-        if hit is None:
-            with loading:  # one read per (files, window), however many band tasks want it
-                with self._lock:
-                    hit = self._entries.get(entry_key)
-                if hit is None:
-                    data = reader.read(keys, window)
-                    hit = (data, set(range(data.shape[0])))
-                    with self._lock:
-                        self._entries[entry_key] = hit
-                        self._bytes += data.nbytes
-                        self._pending.pop(entry_key, None)
-                        while self._bytes > self.max_bytes and len(self._entries) > 1:
-                            _, (old, _) = self._entries.popitem(last=False)
-                            self._bytes -= old.nbytes
-        data, waiting = hit
+            kept = self._kept.pop((band, key), None)
+            if kept is not None:
+                self._bytes -= kept.nbytes
+                return kept
+        arrays = cube.read(region[0], range(cube.n_bands), region[1], region[2])
         with self._lock:
-            waiting.discard(band)
-            if not waiting and self._entries.pop(entry_key, None) is not None:
-                self._bytes -= data.nbytes
-        return data[band]
+            for other, array in enumerate(arrays):
+                if other != band and array.nbytes <= self.max_bytes:
+                    self._kept[(other, key)] = array
+                    self._bytes += array.nbytes
+            while self._bytes > self.max_bytes and self._kept:
+                _, dropped = self._kept.popitem(last=False)
+                self._bytes -= dropped.nbytes
+        return arrays[band]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._bytes = 0
 
 
-_WINDOWS = _WindowCache()
+def clear_shares() -> None:
+    """Empty every :class:`WindowShare` of this process."""
+    for share in list(_SHARES):
+        share.clear()
 
 
-def band_variable(reader: Any, steps: Sequence[Sequence[str]], shape: tuple[int, int], band: int) -> Any:
-    """A lazily indexed ``(t, y, x)`` array of one band, for the xarray engine."""
-    from xarray.core import indexing
+class BandArray(BackendArray):
+    """One band of a cube as an xarray ``BackendArray`` ``(t, y, x)``, for the engine."""
 
-    return indexing.LazilyIndexedArray(RasterBandArray(reader, steps, shape, band))
-
-
-class RasterBandArray(BackendArray):
-    """One band of a GeoTIFF time series as an xarray ``BackendArray`` (``t, y, x``), read by window."""
-
-    def __init__(self, reader: Any, steps: Sequence[Sequence[str]], shape: tuple[int, int], band: int) -> None:
-        self.reader = reader
-        self.steps = tuple(tuple(s) for s in steps)
-        self.band = band
-        self.shape = (len(self.steps), *shape)
-        self.dtype = np.dtype(reader.dtype)
+    def __init__(self, share: WindowShare, band: int) -> None:
+        self.share, self.band = share, band
+        n_t, _, rows, cols = share.cube.shape
+        self.shape = (n_t, rows, cols)
+        self.dtype = np.dtype(share.cube.dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         from xarray.core import indexing
@@ -191,24 +393,17 @@ class RasterBandArray(BackendArray):
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._raw)
 
     def _raw(self, key: tuple[Any, ...]) -> np.ndarray:
-        t_key, y_key, x_key = key
-        dates = range(self.shape[0])[t_key]
-        ys = range(self.shape[1])[y_key] if isinstance(y_key, slice) else range(y_key, y_key + 1)
-        xs = range(self.shape[2])[x_key] if isinstance(x_key, slice) else range(x_key, x_key + 1)
-        window = (
-            slice(ys.start, ys.stop) if len(ys) else slice(0, 0),
-            slice(xs.start, xs.stop) if len(xs) else slice(0, 0),
-        )
-        if isinstance(dates, int):
-            dates = range(dates, dates + 1)
-        if not len(dates) or not len(ys) or not len(xs):
-            out = np.empty((len(dates), len(ys), len(xs)), dtype=self.dtype)
-        else:
-            out = np.stack([_WINDOWS.band(self.reader, self.steps[i], window, self.band) for i in dates])
-        if isinstance(t_key, int):
-            out = out[0]
-        if not isinstance(y_key, slice):
-            out = out[..., 0, :]
-        if not isinstance(x_key, slice):
-            out = out[..., 0]
-        return out
+        whole = tuple(slice(0, n) for n in self.shape)
+        region, local = _bounds((whole[0], whole[1], whole[2]), (key[0], key[1], key[2]))
+        if any(s.stop == s.start for s in region):
+            empty = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
+            return _apply(empty, local)
+        return _apply(self.share.read(self.band, region), local)
+
+
+def band_variables(cube: RasterCube) -> list[Any]:
+    """Lazily indexed ``(t, y, x)`` arrays, one per band, sharing reads (for the xarray engine)."""
+    from xarray.core import indexing
+
+    share = WindowShare(cube)
+    return [indexing.LazilyIndexedArray(BandArray(share, band)) for band in range(cube.n_bands)]

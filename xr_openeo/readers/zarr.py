@@ -1,27 +1,32 @@
-"""Zarr assets: a read-only zarr ``Store`` over the asset's URL, so xarray's zarr engine reads it.
+"""Zarr assets: a read-only zarr ``Store`` over the asset's URL, decoded by xarray's zarr engine.
 
-Every key is fetched with :func:`xr_openeo.http.fetch` (retries, renewal of expired signed URLs,
-the signing query kept on each member URL, the token only where it belongs). With
-``on_read_error="fill"`` a chunk whose fetch fails after the retries reads as missing, which zarr
-answers with the array's fill value (the variable's ``_FillValue``: NaN once decoded), and a
-:class:`~xr_openeo.errors.FailedReadWarning` names the asset and chunk.
+Every key of the store is fetched with :func:`xr_openeo.http.fetch` (retries, renewal of expired
+signed URLs, the signing query kept on each member URL, the token only where it belongs). The
+store needs consolidated metadata: listing a folder over HTTP is not possible.
 """
 
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
-from ..errors import AssetReadError, FailedReadWarning
-from ..http import AssetLocator, fetch
-from ..results import AssetSpec
+from ..http import Links, fetch
+from .cf import CFReader
 
-_METADATA = (".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json")
+
+class ZarrReader(CFReader):
+    """Reads Zarr assets of one results document."""
+
+    format: ClassVar[str] = "zarr"
+
+    def _open(self, key: str) -> Any:
+        import xarray as xr
+
+        return xr.open_zarr(AssetStore(key, self.links), consolidated=True, chunks=None, mask_and_scale=self.masked)
 
 
 class AssetStore(Store):
@@ -31,21 +36,15 @@ class AssetStore(Store):
     supports_deletes = False
     supports_listing = False
 
-    def __init__(self, key: str, locator: AssetLocator, on_read_error: str = "raise") -> None:
+    def __init__(self, key: str, links: Links) -> None:
         super().__init__(read_only=True)
-        if on_read_error not in ("raise", "fill"):
-            raise ValueError(f"on_read_error must be 'raise' or 'fill', got {on_read_error!r}")
-        self.key, self.locator, self.on_read_error = key, locator, on_read_error
+        self.key, self.links = key, links
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (AssetStore, (self.key, self.locator, self.on_read_error))
+        return (AssetStore, (self.key, self.links))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AssetStore) and (other.key, other.locator, other.on_read_error) == (
-            self.key,
-            self.locator,
-            self.on_read_error,
-        )
+        return isinstance(other, AssetStore) and (other.key, other.links) == (self.key, self.links)
 
     def __hash__(self) -> int:
         return hash((AssetStore, self.key))
@@ -54,14 +53,7 @@ class AssetStore(Store):
         return f"AssetStore({self.key!r})"
 
     def _get(self, name: str, byte_range: ByteRequest | None) -> bytes | None:
-        try:
-            data, total, _ = fetch(self.key, self.locator, inner=name, missing_ok=True)
-        except AssetReadError as exc:
-            # Metadata never: a store without it is no dataset. A chunk only when a request failed.
-            if self.on_read_error != "fill" or exc.href is None or name.rsplit("/", 1)[-1] in _METADATA:
-                raise
-            warnings.warn(FailedReadWarning.from_errors([exc], float("nan"), f"chunk {name!r}"), stacklevel=2)
-            return None  # a missing chunk: zarr gives the fill value
+        data, total, _ = fetch(self.key, self.links, inner=name, missing_ok=True)
         if total is None and not data:  # 404: the key does not exist
             return None
         if byte_range is None:
@@ -103,31 +95,3 @@ class AssetStore(Store):
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         raise NotImplementedError("listing a Zarr asset over HTTP is not possible; it needs consolidated metadata")
         yield ""  # pragma: no cover
-
-
-def open_zarr(spec: AssetSpec, locator: AssetLocator, *, chunks: Any = None, on_read_error: str = "raise") -> Any:
-    """The Zarr asset as a lazy Dataset (xarray's zarr engine, consolidated metadata), ``t``/CRS as CF says.
-
-    ``on_read_error="fill"`` needs a ``_FillValue`` on every data variable (what a failed chunk
-    becomes); ValueError otherwise.
-    """
-    import rioxarray  # noqa: F401  (registers .rio)
-    import xarray as xr
-
-    store = AssetStore(spec.key, locator, on_read_error)
-    ds = xr.open_zarr(store, consolidated=True, chunks={} if chunks is None else chunks)
-    if on_read_error == "fill":
-        unmarked = sorted(str(n) for n, v in ds.data_vars.items() if v.ndim and v.encoding.get("_FillValue") is None)
-        if unmarked:
-            raise ValueError(
-                f"on_read_error='fill' has nothing to fill failed chunks of Zarr asset {spec.key!r} with: "
-                f"variable(s) {unmarked} have no _FillValue. Use on_read_error='raise'."
-            )
-    if "time" in ds.dims and "t" not in ds.dims:
-        ds = ds.rename(time="t")
-    if "crs" in ds.variables:
-        wkt = ds["crs"].attrs.get("crs_wkt") or ds["crs"].attrs.get("spatial_ref")
-        ds = ds.drop_vars("crs")
-        if wkt:
-            ds = ds.rio.write_crs(wkt)
-    return ds

@@ -1,0 +1,187 @@
+"""CF datasets (netCDF, Zarr) as readers: xarray decodes them, the cube reads their windows.
+
+A CF file holds one variable per band on ``(t, y, x)`` (``time`` is renamed ``t``); its grid comes
+from its pixel-centre ``x``/``y`` coordinates and its grid-mapping variable, its dates from its
+decoded ``t``. xarray's own decoding (``_FillValue``, scale/offset, times) applies, so a masked
+read gives NaN where the file has no data. Each reader object opens a file once per process, on
+first use, and closes it with :meth:`CFReader.close` (``ds.close()``) or when it is collected.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import AssetReadError
+from ..results import Grid
+from .base import BandId, Block, FileInfo, Window
+
+log = logging.getLogger("xr_openeo")
+
+X_NAMES = ("x", "lon", "longitude", "X")
+Y_NAMES = ("y", "lat", "latitude", "Y")
+_DROPPED_ATTRS = ("grid_mapping", "_FillValue", "missing_value", "scale_factor", "add_offset", "coordinates")
+
+
+class NotGridded(Exception):
+    """The file's variables are not rasters on ``(t, y, x)`` (a vector cube, a point series…)."""
+
+
+class CFReader:
+    """Base of the netCDF and Zarr readers: ``_open(key)`` gives the file as an xarray Dataset (no dask)."""
+
+    format: ClassVar[str] = "cf"
+    shares_bands: ClassVar[bool] = False
+
+    def __init__(self, links: Any, masked: bool = True) -> None:
+        self.links, self.masked = links, masked
+        self._lock = threading.Lock()
+        self._open_files: dict[str, Any] = {}
+        self._finalizer = weakref.finalize(self, _close_all, self._open_files)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.links, self.masked))
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return (type(self).__name__, self.token, self.masked)
+
+    @property
+    def token(self) -> str:
+        return f"{self.format}:{self.links.scope}"
+
+    def _open(self, key: str) -> Any:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def dataset(self, key: str) -> Any:
+        """The file as xarray decodes it (``time`` renamed ``t``), opened once by this reader."""
+        with self._lock:
+            ds = self._open_files.get(key)
+            if ds is None:
+                ds = self._open(key)
+                if "time" in ds.dims and "t" not in ds.dims and "t" not in ds.variables:
+                    ds = ds.rename({"time": "t"})
+                self._open_files[key] = ds
+            return ds
+
+    def close(self) -> None:
+        """Close the files this reader opened (in this process); the next read opens them again."""
+        with self._lock:
+            _close_all(self._open_files)
+
+    def info(self, key: str) -> FileInfo:
+        ds = self.dataset(key)
+        y_dim, x_dim = _spatial_dims(ds, key)
+        bands = [
+            name
+            for name, var in ds.data_vars.items()
+            if {y_dim, x_dim} <= set(var.dims) and set(var.dims) <= {"t", y_dim, x_dim} and var.dtype.kind in "iufb"
+        ]
+        if not bands:
+            raise NotGridded(f"asset {key!r} has no variable on ({y_dim}, {x_dim})")
+        first = ds[bands[0]]
+        chunks = first.encoding.get("chunksizes") or first.encoding.get("chunks") or ()
+        block = tuple(chunks[-2:]) if len(chunks) >= 2 else (256, 256)
+        fill = first.encoding.get("_FillValue", first.attrs.get("_FillValue"))
+        times = tuple(np.asarray(ds["t"].values, dtype="datetime64[ns]")) if "t" in ds.dims else None
+        return FileInfo(
+            grid=_grid(ds, key, y_dim, x_dim),
+            bands=tuple(bands),
+            names=tuple(str(b) for b in bands),
+            dtype=str(first.dtype),
+            nodata=None if fill is None else float(np.asarray(fill).ravel()[0]),
+            times=times,
+            block=(int(block[0]), int(block[1])),
+            attrs={b: {k: v for k, v in ds[b].attrs.items() if k not in _DROPPED_ATTRS} for b in bands},
+        )
+
+    def read(self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None) -> Block:
+        ds = self.dataset(key)
+        y_dim, x_dim = _spatial_dims(ds, key)
+        data = []
+        nodata = None
+        for band in bands:
+            var = ds[band].variable
+            index = {y_dim: window.y, x_dim: window.x}
+            if "t" in var.dims:
+                index["t"] = window.t if window.t is not None else slice(None)
+            part = var.isel(index)
+            order = [d for d in ("t", y_dim, x_dim) if d in part.dims]
+            values = np.asarray(part.transpose(*order).values)
+            data.append(values if "t" in part.dims else values[np.newaxis])
+            fill = var.encoding.get("_FillValue", var.attrs.get("_FillValue"))
+            if fill is not None and not self.masked:
+                nodata = float(np.asarray(fill).ravel()[0])
+        return Block(data, nodata=nodata, grid=_grid(ds, key, y_dim, x_dim), masked=self.masked)
+
+
+def _close_all(files: dict[str, Any]) -> None:
+    for ds in list(files.values()):
+        try:
+            ds.close()
+        except Exception:  # noqa: BLE001 - closing must not fail
+            pass
+    files.clear()
+
+
+def _spatial_dims(ds: Any, key: str) -> tuple[str, str]:
+    y = next((d for d in Y_NAMES if d in ds.dims), None)
+    x = next((d for d in X_NAMES if d in ds.dims), None)
+    if x is None or y is None:
+        raise NotGridded(f"asset {key!r} has no x/y dimensions (it has {sorted(map(str, ds.dims))})")
+    return str(y), str(x)
+
+
+def _grid(ds: Any, key: str, y_dim: str, x_dim: str) -> Grid:
+    x = np.asarray(ds[x_dim].values, dtype="float64")
+    y = np.asarray(ds[y_dim].values, dtype="float64")
+    a = _step(x, y, x_dim, key)
+    e = _step(y, x, y_dim, key)
+    if x.size < 2:
+        a = abs(e)
+    if y.size < 2:
+        e = -abs(a)
+    return Grid(_crs(ds, key), (y.size, x.size), (a, 0.0, float(x[0]) - a / 2, 0.0, e, float(y[0]) - e / 2))
+
+
+def _step(values: np.ndarray, other: np.ndarray, dim: str, key: str) -> float:
+    if values.size < 2:
+        return float(abs(other[1] - other[0])) if other.size > 1 else 1.0
+    steps = np.diff(values)
+    if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
+        raise NotGridded(f"asset {key!r} has irregular {dim} coordinates")
+    return float(steps[0])
+
+
+def _crs(ds: Any, key: str) -> str:
+    """The CRS of the file's grid-mapping variable (``crs_wkt``, ``spatial_ref`` or CF parameters)."""
+    import pyproj
+
+    names: set[Hashable] = {var.attrs.get("grid_mapping") for var in ds.data_vars.values()} - {None}
+    names |= {n for n in ("crs", "spatial_ref") if n in ds.variables and ds[n].ndim == 0}
+    for name in sorted((n for n in names if n in ds.variables), key=str):
+        attrs: Mapping[str, Any] = ds[name].attrs
+        for source in ("crs_wkt", "spatial_ref", "cf"):
+            try:
+                crs = pyproj.CRS.from_cf(dict(attrs)) if source == "cf" else pyproj.CRS.from_user_input(attrs[source])
+            except (KeyError, pyproj.exceptions.CRSError):
+                continue
+            code = crs.to_epsg()
+            return f"EPSG:{code}" if code is not None else crs.to_wkt()
+    log.info("asset %r has no readable CRS; its grid has none", key)
+    return ""
+
+
+def check_magic(head: bytes, key: str, href: str) -> None:
+    """Refuse what is not netCDF-4/HDF5 with a message that says what it is."""
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return
+    if head.startswith((b"CDF\x01", b"CDF\x02", b"CDF\x05")):
+        why = "it is a netCDF-3 (classic) file, which h5netcdf cannot read; download it and open it with scipy"
+    else:
+        why = f"it does not start with the HDF5 signature (first bytes {head[:8]!r})"
+    raise AssetReadError(f"Cannot read netCDF asset {key!r} at {href}: {why}.", key=key, href=href)
