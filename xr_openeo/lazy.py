@@ -113,7 +113,7 @@ def resolve_chunks(
             out.append(value)
         elif value == -1:
             out.append((size,))
-        elif _is_int(value):
+        elif isinstance(value, int):
             step = value if axis == 0 else max(step_tile, math.ceil(value / step_tile) * step_tile)
             out.append(_regular(size, step))
         elif value == "auto":
@@ -208,7 +208,9 @@ def band_arrays(cube: RasterCube, chunks: Chunks, name: str | None = None) -> li
     base = HighLevelGraph.from_collections(name, layer, dependencies=())
     for band in range(cube.n_bands):
         band_name = f"{name}-band{band}"
-        tasks = {(band_name, *ids): (getter, (name, *ids), _whole(t, band, y, x)) for ids, (t, y, x) in regions}
+        tasks: dict[Any, Any] = {
+            (band_name, *ids): (getter, (name, *ids), _whole(t, band, y, x)) for ids, (t, y, x) in regions
+        }
         graph = HighLevelGraph({**base.layers, band_name: tasks}, {**base.dependencies, band_name: {name}})
         arrays.append(da.Array(graph, band_name, chunks=graph_chunks, dtype=dtype))
     return arrays

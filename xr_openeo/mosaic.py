@@ -200,4 +200,4 @@ def _times(sources: Sequence[Source]) -> tuple[np.datetime64 | None, ...]:
 
 
 def _ns(when: np.datetime64 | None) -> np.datetime64 | None:
-    return None if when is None else np.datetime64(when, "ns")
+    return None if when is None else np.datetime64(when).astype("datetime64[ns]")

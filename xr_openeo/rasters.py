@@ -45,8 +45,9 @@ def open_rasters(specs: Sequence[AssetSpec], links: Any, provenance: Provenance,
         by_format.setdefault(spec.format or "", []).append(spec)
     for fmt, group in by_format.items():
         reader = raster_reader(fmt, links, masked=options.masked)
+        plain: dict[str, Any] = {}
         if fmt == "geotiff":
-            sources, plain = geotiff_sources(group, reader, options), {}
+            sources = geotiff_sources(group, reader, options)
         else:
             sources, plain = cf_sources(group, reader)
         for layout in plan(sources):

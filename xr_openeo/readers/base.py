@@ -120,7 +120,7 @@ class FakeReader:
                 f"Reading asset {key!r} failed (fake)", key=key, href=f"fake://{key}", status=503, cause="HTTP 503"
             )
         info = self.files[key]
-        steps = range(len(info.times))[window.t] if info.times is not None else range(1)
+        steps = range(len(info.times))[window.t or slice(None)] if info.times is not None else range(1)
         rows = np.arange(window.y.start, window.y.stop)[:, None]
         cols = np.arange(window.x.start, window.x.stop)[None, :]
         data = []
