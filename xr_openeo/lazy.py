@@ -341,6 +341,7 @@ class WindowShare:
         self.max_bytes = int(get_option("cache_bytes") if max_bytes is None else max_bytes)
         self._lock = threading.Lock()
         self._kept: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
+        self._loading: dict[tuple[int, ...], threading.Lock] = {}
         self._bytes = 0
         _SHARES.add(self)
 
@@ -352,20 +353,36 @@ class WindowShare:
         if not cube.reader.shares_bands or cube.n_bands == 1:
             return cube.read(region[0], [band], region[1], region[2])[0]
         key = tuple(v for s in region for v in (s.start, s.stop))
-        with self._lock:
-            kept = self._kept.pop((band, key), None)
-            if kept is not None:
-                self._bytes -= kept.nbytes
-                return kept
-        arrays = cube.read(region[0], range(cube.n_bands), region[1], region[2])
-        with self._lock:
-            for other, array in enumerate(arrays):
-                if other != band and array.nbytes <= self.max_bytes:
-                    self._kept[(other, key)] = array
-                    self._bytes += array.nbytes
-            while self._bytes > self.max_bytes and self._kept:
-                _, dropped = self._kept.popitem(last=False)
-                self._bytes -= dropped.nbytes
+        waited = False
+        while True:
+            with self._lock:
+                kept = self._kept.pop((band, key), None)
+                if kept is not None:
+                    self._bytes -= kept.nbytes
+                    return kept
+                loading = self._loading.get(key)
+                if loading is None or waited:
+                    loading = threading.Lock()
+                    loading.acquire()
+                    self._loading[key] = loading
+                    break
+            with loading:  # another band is reading this window: wait for it, then take ours
+                waited = True
+        try:
+            arrays = cube.read(region[0], range(cube.n_bands), region[1], region[2])
+            with self._lock:
+                for other, array in enumerate(arrays):
+                    if other != band and array.nbytes <= self.max_bytes:
+                        self._kept[(other, key)] = array
+                        self._bytes += array.nbytes
+                while self._bytes > self.max_bytes and self._kept:
+                    _, dropped = self._kept.popitem(last=False)
+                    self._bytes -= dropped.nbytes
+        finally:
+            with self._lock:
+                if self._loading.get(key) is loading:
+                    del self._loading[key]
+            loading.release()
         return arrays[band]
 
     def clear(self) -> None:
