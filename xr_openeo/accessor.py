@@ -1,7 +1,8 @@
 """``ds.openeo``: the job behind a Dataset, its status and logs, its assets, and running it again.
 
 The accessor keeps no state of its own: everything comes from the dataset's ``openeo:*``
-attributes and the connection remembered for its backend in this process.
+attributes and the connection the dataset was opened with (kept in ``ds.encoding``, never pickled),
+or an explicit ``connection=``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,36 @@ from pathlib import Path
 from typing import Any
 
 import xarray as xr
+
+from .errors import XrOpenEOError
+
+#: Where a Dataset keeps the openeo Connection it was opened with: ``ds.encoding`` (attrs are written to files).
+CONNECTION_KEY = "openeo:connection"
+
+
+class _HeldConnection:
+    """A dataset's connection in its encoding; copies share it, pickles leave it out (no token in a pickle)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Any = None) -> None:
+        self.connection = connection
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_HeldConnection, ())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _HeldConnection:
+        return self
+
+    def __repr__(self) -> str:
+        return "<openeo connection (not pickled)>"
+
+
+def with_connection(ds: Any, connection: Any) -> Any:
+    """``ds`` carrying ``connection`` for its accessor (a Dataset; other objects are returned as they are)."""
+    if connection is not None and isinstance(ds, xr.Dataset):
+        ds.encoding[CONNECTION_KEY] = _HeldConnection(connection)
+    return ds
 
 
 @xr.register_dataset_accessor("openeo")
@@ -44,24 +75,41 @@ class OpenEOAccessor:
     def is_deferred(self) -> bool:
         return "openeo:process_graph" in self._ds.attrs and not self.job_id
 
+    def _connection(self, connection: Any = None) -> Any:
+        """``connection``, else the one the dataset carries, else an error that says how to give one."""
+        if connection is not None:
+            return connection
+        held = self._ds.encoding.get(CONNECTION_KEY)
+        if isinstance(held, _HeldConnection) and held.connection is not None:
+            return held.connection
+        raise XrOpenEOError(
+            f"This dataset carries no connection to {self.backend or 'its backend'} (it was opened from a URL or a "
+            "document, or unpickled): pass connection=openeo.connect(url).authenticate_…() to ds.openeo.status(), "
+            ".logs(), .refresh(), .download() or .compute_batch(), or open the results with connection= (or from a "
+            "BatchJob)"
+        )
+
     # -- the job ---------------------------------------------------------------------------------
 
     @property
     def job(self) -> Any:
         """The ``openeo.BatchJob`` behind the data."""
-        from .jobs import batch_job, connection_for
+        return self._job()
+
+    def _job(self, connection: Any = None) -> Any:
+        from .jobs import batch_job
 
         if not self.job_id:
             raise ValueError("This dataset has no batch job yet: run it with ds.openeo.compute_batch()")
-        return batch_job(connection_for(self.backend), self.job_id)
+        return batch_job(self._connection(connection), self.job_id)
 
-    def status(self) -> str:
+    def status(self, *, connection: Any = None) -> str:
         """The job's current status on the backend (one request)."""
-        return str(self.job.status())
+        return str(self._job(connection).status())
 
-    def logs(self, level: str = "info") -> list[dict[str, Any]]:
+    def logs(self, level: str = "info", *, connection: Any = None) -> list[dict[str, Any]]:
         """The job's log entries at ``level`` or above."""
-        return [dict(entry) for entry in self.job.logs(level=level)]
+        return [dict(entry) for entry in self._job(connection).logs(level=level)]
 
     @property
     def process_graph(self) -> dict[str, Any]:
@@ -76,10 +124,9 @@ class OpenEOAccessor:
         import pandas as pd
 
         from .api import load_results
-        from .jobs import connection_for
         from .results import redact
 
-        results = load_results(self.job_id, connection=connection_for(self.backend))
+        results = load_results(self.job_id, connection=self._connection())
         rows = [
             {
                 "key": a.key,
@@ -93,13 +140,12 @@ class OpenEOAccessor:
         ]
         return pd.DataFrame(rows, columns=["key", "media_type", "roles", "bands", "datetime", "href"]).set_index("key")
 
-    def refresh(self) -> xr.Dataset:
+    def refresh(self, *, connection: Any = None) -> xr.Dataset:
         """The same data with fresh (renewed) signed asset URLs: the results opened again, lazily."""
         from .api import open_results
-        from .jobs import connection_for
 
         keys = list(self._ds.attrs.get("openeo:assets", [])) or None
-        fresh = open_results(self.job_id, connection=connection_for(self.backend), assets=keys)
+        fresh = open_results(self.job_id, connection=self._connection(connection), assets=keys)
         return fresh
 
     def download(
@@ -109,6 +155,7 @@ class OpenEOAccessor:
         assets: str | Sequence[str] | None = None,
         max_workers: int = 8,
         overwrite: bool = False,
+        connection: Any = None,
     ) -> dict[str, Path]:
         """Download the job's result files into ``directory`` (see :func:`xr_openeo.download`).
 
@@ -121,6 +168,8 @@ class OpenEOAccessor:
             opened from (all data assets when it does not say).
         max_workers, overwrite
             As for :func:`xr_openeo.download`.
+        connection
+            The connection to use when the dataset carries none.
 
         Returns
         -------
@@ -128,7 +177,6 @@ class OpenEOAccessor:
             ``{asset key: Path}`` of the written files.
         """
         from .downloads import download
-        from .jobs import connection_for
 
         if not self.job_id:
             raise ValueError(
@@ -136,7 +184,7 @@ class OpenEOAccessor:
                 "opened from a URL or document, call xr_openeo.download(source, directory) with that source"
             )
         keys = assets if assets is not None else (list(self._ds.attrs.get("openeo:assets", [])) or None)
-        connection = connection_for(self.backend)
+        connection = self._connection(connection)
         return download(
             self.job_id, directory, assets=keys, connection=connection, max_workers=max_workers, overwrite=overwrite
         )
@@ -144,9 +192,9 @@ class OpenEOAccessor:
     @property
     def cube(self) -> Any:
         """An ``openeo`` DataCube that loads these results on the backend, to keep computing remotely."""
-        from .jobs import connection_for, load_results_cube
+        from .jobs import load_results_cube
 
-        connection = connection_for(self.backend)
+        connection = self._connection()
         doc = connection.get(f"/jobs/{self.job_id}/results").json()
         canonical = next((link["href"] for link in doc.get("links", []) if link.get("rel") == "canonical"), None)
         url = canonical or f"{connection.root_url.rstrip('/')}/jobs/{self.job_id}/results"
@@ -155,9 +203,9 @@ class OpenEOAccessor:
     def compute_batch(self, **kwargs: Any) -> Any:
         """Run the dataset's graph as a new batch job (same keywords as :func:`xr_openeo.compute_batch`)."""
         from .api import compute_batch
-        from .jobs import connection_for
 
-        return compute_batch(self.process_graph, connection=connection_for(self.backend), **kwargs)
+        connection = self._connection(kwargs.pop("connection", None))
+        return compute_batch(self.process_graph, connection=connection, **kwargs)
 
     # -- notebooks -------------------------------------------------------------------------------
 

@@ -70,18 +70,11 @@ def load_results(
 def _document(source: Any, connection: Any, partial: bool) -> tuple[Any, Auth, str | None]:
     """(document, auth, URL it came from) for every kind of source open_results accepts."""
     auth = Auth.from_connection(connection) if connection is not None else Auth()
-    if connection is not None:
-        from .jobs import remember_connection
-
-        remember_connection(connection)
     kind = type(source).__name__
     module = type(source).__module__
     if _is_openeo(source, "JobResults"):
         source = source.get_job() if hasattr(source, "get_job") else source._job
     if _is_openeo(source, "BatchJob"):
-        from .jobs import remember_connection
-
-        remember_connection(source.connection)
         auth = Auth.from_connection(source.connection)
         return _fetch_results(f"{auth.root}/jobs/{source.job_id}/results", auth, partial, source.job_id)
     if module.startswith("pystac"):
@@ -121,6 +114,15 @@ def _fetch_results(url: str, auth: Auth, partial: bool, job_id: str | None) -> t
         if exc.job_id is None and job_id is not None:  # keep the job id (and the HTTP status) on the error
             raise type(exc)(str(exc), job_id=job_id, http_status=exc.http_status) from None
         raise
+
+
+def _source_connection(source: Any, connection: Any) -> Any:
+    """The openeo Connection that comes with ``source`` (a BatchJob's, a JobResults'), or ``connection``."""
+    if connection is not None:
+        return connection
+    if _is_openeo(source, "JobResults"):
+        source = source.get_job() if hasattr(source, "get_job") else source._job
+    return source.connection if _is_openeo(source, "BatchJob") else None
 
 
 def _is_openeo(source: Any, name: str) -> bool:
@@ -349,15 +351,18 @@ def open_results(
         assets do not share one. Time series (JSON/CSV/Parquet/GeoJSON) give dims ``(t, geometry)``.
     """
     from ._options import get_option
+    from .accessor import with_connection
 
     on_read_error = get_option("on_read_error", on_read_error)  # checked before any request
     results = load_results(source, connection=connection, partial=partial, assets=assets, pickle_token=pickle_token)
     formats = {require_format(a) for a in results.assets}
     if not results.assets:
-        return _empty(results)
-    if formats & set(RASTER_FORMATS):
-        return open_rasters(results, chunks=chunks, dtype=dtype, lazy_arrays=_lazy_arrays, on_read_error=on_read_error)
-    return _tables_as_dataset(results)
+        out = _empty(results)
+    elif formats & set(RASTER_FORMATS):
+        out = open_rasters(results, chunks=chunks, dtype=dtype, lazy_arrays=_lazy_arrays, on_read_error=on_read_error)
+    else:
+        out = _tables_as_dataset(results)
+    return with_connection(out, _source_connection(source, connection))
 
 
 def open_dataframe(
@@ -476,7 +481,6 @@ def compute_batch(
 
     get_option("on_read_error", on_read_error)  # a bad value fails before a job runs
     conn, graph = jobs.prepare_process_graph(cube, connection=connection, out_format=out_format)
-    jobs.remember_connection(conn)
     job = jobs.find_reusable(conn, graph, job_options) if reuse else None
     if job is None:
         job = jobs.as_batch_job(graph, connection=conn, title=title, description=description, job_options=job_options)
@@ -501,14 +505,12 @@ def from_cube(cube: Any) -> Any:
     """
     import xarray as xr
 
-    from . import jobs
+    from .accessor import with_connection
 
     graph = cube.flat_graph() if hasattr(cube, "flat_graph") else None
     if graph is None:
         raise TypeError(f"from_cube needs an openeo DataCube or VectorCube, got {type(cube).__name__}")
     connection = getattr(cube, "connection", None)
-    if connection is not None:
-        jobs.remember_connection(connection)
     coords: dict[str, Any] = {}
     attrs: dict[str, Any] = {
         "openeo:status": "not computed yet: call ds.openeo.compute_batch() to run it as a batch job",
@@ -525,4 +527,4 @@ def from_cube(cube: Any) -> Any:
             attrs["openeo:temporal_extent"] = [str(v) for v in (extent or []) if v is not None]
         for dim in metadata.spatial_dimensions:
             attrs[f"openeo:{dim.name}_extent"] = [float(v) for v in (dim.extent or []) if v is not None]
-    return xr.Dataset(coords=coords, attrs=attrs)
+    return with_connection(xr.Dataset(coords=coords, attrs=attrs), connection)
