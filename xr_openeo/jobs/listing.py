@@ -109,29 +109,31 @@ def list_jobs(connection: Any, *, status: str | Iterable[str] | None = None, lim
     if wanted is not None:
         entries = [e for e in entries if e["status"] in wanted]
     columns = list(JOB_COLUMNS) + [c for c in OPTIONAL_JOB_COLUMNS if any(c in e for e in entries)]
+    entries.reverse()  # ties in `created` keep the later-listed job first, as find_reusable does
     frame = pd.DataFrame(
         {
             "title": pd.Series([e.get("title") for e in entries], dtype=object),
             "status": pd.Series([e["status"] for e in entries], dtype=object),
             "created": _utc_naive(e.get("created") for e in entries),
             "updated": _utc_naive(e.get("updated") for e in entries),
-            "progress": pd.to_numeric(pd.Series([_number(e.get("progress")) for e in entries], dtype=object)),
-            "costs": pd.to_numeric(pd.Series([_number(e.get("costs")) for e in entries], dtype=object)),
+            "progress": pd.Series([_number(e.get("progress")) for e in entries], dtype="float64"),
+            "costs": pd.Series([_number(e.get("costs")) for e in entries], dtype="float64"),
             "usage": pd.Series([e.get("usage") for e in entries], dtype=object),
         },
-        index=pd.Index([e["id"] for e in entries], name="id", dtype=object),
-    )[columns]
-    frame["progress"] = frame["progress"].astype("float64")
-    if "costs" in frame:
-        frame["costs"] = frame["costs"].astype("float64")
+        columns=columns,
+    )
+    frame.index = pd.Index([e["id"] for e in entries], name="id", dtype=object)
     frame = frame.sort_values("created", ascending=False, na_position="last", kind="stable")
     return frame if limit is None else frame.head(limit)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+        return float("nan")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range
+        return float("inf") if value > 0 else float("-inf")
 
 
 def logs_frame(entries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
