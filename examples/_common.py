@@ -1,4 +1,7 @@
-"""Shared by the examples: a connection to the local backend (default) or to a real one (--url)."""
+"""Shared by the examples: a connection to the local backend (default) or to a real one (--url).
+
+The local backend needs the ``local`` extra: pip install "xr_openeo[local]".
+"""
 
 from __future__ import annotations
 

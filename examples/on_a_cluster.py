@@ -1,11 +1,26 @@
-"""The same lazy graph on a dask.distributed cluster (worker processes read the assets themselves)."""
+"""The same lazy graph on a dask.distributed cluster (worker processes read the assets themselves).
+
+Needs: pip install "xr_openeo[local,distributed]" (dask.distributed, and the local openEO backend it
+runs on by default); with --url against a real backend, pip install "xr_openeo[distributed]".
+"""
+
+import sys
 
 from _common import arguments, connection, ndvi
-from dask.distributed import Client, LocalCluster
 
 import xr_openeo
 
+try:
+    from dask.distributed import Client, LocalCluster
+except ImportError:  # the example says what to install instead of failing on import
+    Client = LocalCluster = None
+
 if __name__ == "__main__":
+    if LocalCluster is None:
+        sys.exit(
+            "This example needs dask.distributed, which is not installed: "
+            'pip install "xr_openeo[distributed]" (or: pip install distributed)'
+        )
     args = arguments(__doc__)
     with connection(args) as conn:
         ds = xr_openeo.compute_batch(ndvi(conn, args), chunks={"y": 256, "x": 256})

@@ -1,10 +1,15 @@
-"""Open what a running job has written so far (API 1.2 partial results)."""
+"""Open what a running job has written so far (API 1.2 partial results).
+
+Needs: pip install "xr_openeo[local]" (the local openEO backend it runs on by default);
+with --url against a real backend, pip install xr_openeo is enough.
+"""
 
 import time
 
 from _common import arguments, connection, ndvi
 
 import xr_openeo
+from xr_openeo.jobs import wait
 
 args = arguments(__doc__)
 with connection(args) as conn:
@@ -17,6 +22,6 @@ with connection(args) as conn:
             break
         time.sleep(0.5)
     print(f"while {partial.attrs['openeo:status']}: {partial.sizes.get('t', 0)} date(s) written so far")
-    job.start_and_wait()
+    wait(job)  # shows progress until the job finished
     done = xr_openeo.open_results(job)
     print(f"when finished: {done.sizes['t']} dates")

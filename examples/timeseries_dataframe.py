@@ -1,4 +1,8 @@
-"""Time series: aggregate NDVI over polygons on the backend and get a pandas DataFrame."""
+"""Time series: aggregate NDVI over polygons on the backend and get a pandas DataFrame.
+
+Needs: pip install "xr_openeo[local]" (the local openEO backend it runs on by default);
+with --url against a real backend, pip install xr_openeo is enough.
+"""
 
 from _common import arguments, connection, ndvi
 

@@ -23,6 +23,7 @@ from xr_openeo.errors import (
     JobNotFoundError,
     XrOpenEOError,
 )
+from xr_openeo.jobs.status import job_progress
 
 JOB_ID = "j-corpus"
 KNOWN = jobs.PENDING + jobs.TERMINAL
@@ -177,8 +178,8 @@ def test_malformed_progress_is_shown_as_unknown_or_clamped(progress, display):
     [(float("nan"), None), (-5, 0.0), (250, 100.0), (10**400, 100.0), (-(10**400), 0.0), ("50", None), (True, None)],
 )
 def test_progress_is_a_clamped_percentage_or_none(progress, shown):
-    assert jobs._job_progress({"progress": progress}) == shown
-    assert not math.isnan(jobs._job_progress({"progress": 42.5}) or math.nan)
+    assert job_progress({"progress": progress}) == shown
+    assert not math.isnan(job_progress({"progress": 42.5}) or math.nan)
 
 
 # -- malformed job listings and documents while looking for a job to reuse -----------------------------

@@ -7,7 +7,6 @@ statistic is computed from them (reading only then) and a PNG plot is written.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 
@@ -39,10 +38,6 @@ def demo(dates: int, size: int, url: str | None, plot: str = "xr_openeo-demo.png
     from . import compute_batch
     from .testing import LocalBackend, SyntheticCollection
 
-    # Progress goes through logging when stderr is not a terminal; show it.
-    logging.basicConfig(level=logging.WARNING, format="  %(message)s")
-    logging.getLogger("xr_openeo").setLevel(logging.INFO)
-
     backend = None
     if url is None:
         backend = LocalBackend([SyntheticCollection(dates=dates, width=size, height=size)]).start()
@@ -59,7 +54,7 @@ def demo(dates: int, size: int, url: str | None, plot: str = "xr_openeo-demo.png
         cube = cube.ndvi(red="B04", nir="B08", target_band="NDVI")
         print("Running the NDVI graph as a batch job: xr_openeo.compute_batch(cube)")
         started = time.monotonic()
-        ds = compute_batch(cube, title="xr_openeo demo: NDVI")
+        ds = compute_batch(cube, title="xr_openeo demo: NDVI")  # a progress bar, or status lines without a terminal
         print(f"Job {ds.openeo.job_id} finished in {time.monotonic() - started:.1f} s.")
         print("\nThe results, opened lazily (nothing read yet):")
         print(ds)

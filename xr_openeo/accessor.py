@@ -17,6 +17,7 @@ from typing import Any
 
 import xarray as xr
 
+from .assemble import CONNECTION, SHARE_URL
 from .errors import XrOpenEOError
 
 NOT_BOUND = (
@@ -81,7 +82,7 @@ class OpenEOAccessor:
     @property
     def connection(self) -> Any:
         """The ``openeo.Connection`` the data came with (None when opened without one, or after pickling)."""
-        ref = self._encoded("openeo_connection")
+        ref = self._encoded(CONNECTION)
         return getattr(ref, "connection", None)
 
     @property
@@ -91,7 +92,7 @@ class OpenEOAccessor:
         Anyone holding it can open the results with ``xr_openeo.open_results(url)``, without a
         login, until it expires: share it like a password.
         """
-        link = self._encoded("openeo_share_url")
+        link = self._encoded(SHARE_URL)
         return getattr(link, "url", None)
 
     def _require_job(self) -> str:
@@ -110,7 +111,7 @@ class OpenEOAccessor:
         if connection is None:
             raise XrOpenEOError(
                 f"To {doing}, xr_openeo needs a connection to {self.backend or 'the backend'}, and this Dataset "
-                "carries none (it was opened from a URL or document, or unpickled). Pass "
+                "carries no connection (it was opened from a URL or document, or unpickled): pass "
                 "connection=openeo.connect(url).authenticate_…()."
             )
         return connection

@@ -214,6 +214,7 @@ def provenance_of(loaded: Any, chosen: Sequence[AssetSpec], skipped: Mapping[str
         status=loaded.info.status,
         skipped=dict(skipped),
         connection=loaded.connection,
+        share_url=loaded.info.canonical_url,
     )
 
 

@@ -18,7 +18,8 @@ from .mosaic import Layout
 from .urls import redact
 
 PREFIX = "openeo:"
-CONNECTION = "openeo_connection"  # the encoding key holding a ConnectionRef
+CONNECTION = "openeo:connection"  # the encoding key holding a ConnectionRef
+SHARE_URL = "openeo:share_url"  # the encoding key holding the signed canonical link (a SignedLink)
 VARIABLE_ATTRS = ("openeo:job_id", "openeo:backend", "openeo:results_url")
 
 
@@ -40,7 +41,19 @@ class ConnectionRef:
 
     def __repr__(self) -> str:
         root = getattr(self.connection, "root_url", None)
-        return f"<openeo connection to {root}>" if root else "<openeo connection: none>"
+        if root is None:
+            return "<openeo connection: none (not pickled)>"
+        return f"<openeo connection to {root} (kept in this process, not pickled)>"
+
+
+class SignedLink:
+    """A signed URL kept in a Dataset's encoding: usable by the accessor, redacted in every repr."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<signed link {redact(self.url)}>"
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Provenance:
     status: str = "finished"
     skipped: Mapping[str, str] = field(default_factory=dict)
     connection: Any = field(default=None, compare=False, repr=False)
+    share_url: str | None = field(default=None, compare=False, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def attrs(self) -> dict[str, Any]:
@@ -73,12 +87,15 @@ class Provenance:
         """``ds`` with this provenance in its attrs, its variables' attrs and (the connection) its encoding."""
         attrs = self.attrs()
         ds.attrs.update(attrs)
+        carried: dict[str, Any] = {}
+        if self.connection is not None:
+            carried[CONNECTION] = ConnectionRef(self.connection)
+        if self.share_url:
+            carried[SHARE_URL] = SignedLink(self.share_url)
         for var in ds.data_vars.values():
             var.attrs.update({k: attrs[k] for k in VARIABLE_ATTRS})
-            if self.connection is not None:
-                var.encoding[CONNECTION] = ConnectionRef(self.connection)
-        if self.connection is not None:
-            ds.encoding[CONNECTION] = ConnectionRef(self.connection)
+            var.encoding.update(carried)
+        ds.encoding.update(carried)
         return ds
 
 
