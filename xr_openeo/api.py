@@ -61,7 +61,7 @@ def load_results(
             )
         specs = merge_items(specs, items)
     specs = with_file_name_times(specs)
-    chosen = select(specs, assets)
+    chosen = select(specs, assets).chosen
     sources = tuple(s for s in (url if url and url.startswith("http") else None, info.canonical_url) if s)
     locator = ResultsLocator({a.key: a.href for a in specs}, auth, sources, pickle_token=pickle_token)
     return Results(info=info, assets=chosen, auth=auth, results_url=url, locator=locator)
