@@ -153,11 +153,11 @@ def _what_instead(doc: Mapping[str, Any], kind: Any, base_url: str | None) -> st
             f"no 'type'), not its results document. Pass its results URL, {url}, or the job itself "
             "(an openeo BatchJob, or the job id with connection=)."
         )
-    if kind is None and "api_version" in doc and "endpoints" in doc:
+    if "api_version" in doc and "endpoints" in doc:  # a STAC Catalog since API 1.1, so 'type' may be set
         url = f"{here}/jobs/<job id>/results" if here else "<backend>/jobs/<job id>/results"
         return (
             f"This is the capabilities document of an openEO backend (API {doc.get('api_version')}; "
-            f"it has 'api_version' and 'endpoints', no 'type'), not a results document. Pass a job's results "
+            f"it has 'api_version' and 'endpoints'; 'type' {kind!r}), not a results document. Pass a job's results "
             f"URL, {url}, or a job id with connection=."
         )
     if kind is None and isinstance(doc.get("jobs"), list):
