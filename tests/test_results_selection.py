@@ -367,3 +367,14 @@ def test_merge_adds_the_items_roles_intervals_and_problems() -> None:
     own = AssetSpec("m", base.href, interval=("2020-01-01T00:00:00Z", None), start=np.datetime64("2020-01-01", "ns"))
     (kept,) = merge_items([own], [[model]])
     assert kept.interval == ("2020-01-01T00:00:00Z", "9999-12-31T23:59:59Z") and kept.start == own.start
+
+
+def test_a_malformed_item_copy_of_a_data_file_reports_nothing() -> None:
+    """The item calls the file something else and breaks a field; the collection says it is a GeoTIFF of data."""
+    base = spec("a.tif", GTIFF)
+    broken = {"href": base.href, "roles": [""], "proj:transform": [], "proj:shape": [2, 2], "proj:epsg": 1}
+    (copy,) = parse_item(item({"datetime": "2023-01-03T00:00:00Z"}, **{"a.tif": broken}))
+    assert copy.problem_field == "assets.a.tif.proj:transform"
+    (merged,) = merge_items([base], [[copy]])
+    assert merged.problem is None and merged.grid is None and merged.time == np.datetime64("2023-01-03", "ns")
+    assert select([merged], None, purpose="raster").chosen == (merged,)

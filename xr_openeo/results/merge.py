@@ -29,7 +29,8 @@ def merge_items(assets: Sequence[AssetSpec], items: Iterable[Sequence[AssetSpec]
     tuple of AssetSpec
         The collection's values win where both give one; the item fills the gaps. Roles are the
         collection's plus any the item adds (an item says that a file is a model:
-        ``ml-model:checkpoint``), and a ``problem`` of either side stays.
+        ``ml-model:checkpoint``). A ``problem`` of the collection's asset stays; one of the item's
+        stays unless the merged asset is data xr_openeo reads (the item's broken fields are left out).
     """
     by_path = {urlsplit(a.href).path: i for i, a in enumerate(assets)}
     by_name = {a.filename: i for i, a in enumerate(assets)}
@@ -70,7 +71,7 @@ def _completed(base: AssetSpec, ia: AssetSpec) -> AssetSpec:
     # A bound the collection gives (even one too far for datetime64[ns], held as text) is the collection's.
     own_start = base.start is not None or base.interval[0] is not None
     own_end = base.end is not None or base.interval[1] is not None
-    return replace(
+    merged = replace(
         base,
         media_type=base.media_type or ia.media_type,
         roles=base.roles + tuple(r for r in ia.roles if r not in base.roles),
@@ -86,3 +87,8 @@ def _completed(base: AssetSpec, ia: AssetSpec) -> AssetSpec:
         problem=base.problem or ia.problem,
         problem_field=base.problem_field if base.problem else ia.problem_field,
     )
+    if base.problem is None and merged.is_readable_data:
+        # The item's copy was malformed where it called the file something else (a model, metadata);
+        # its broken fields were left out, and the collection says it is data: nothing to report.
+        merged = replace(merged, problem=None, problem_field=None)
+    return merged
