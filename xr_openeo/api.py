@@ -171,22 +171,20 @@ def _select(specs: Sequence[AssetSpec], assets: Any, purpose: str) -> Any:
 
 
 def _report(selection: Any, loaded: Any) -> None:
-    """Say once which assets were left out, and why: a log record; a warning for data assets."""
+    """Say once which assets were left out, and why: a log record and a SkippedAssetWarning."""
     if not selection.skipped:
         return
     listed = "; ".join(f"{key} ({why})" for key, why in selection.skipped.items())
     log.info("Skipped assets of job %s that xr_openeo does not open here: %s", loaded.info.job_id, listed)
-    by_key = {s.key: s for s in loaded.specs}
-    data = {k: why for k, why in selection.skipped.items() if "data" in getattr(by_key.get(k), "roles", ())}
-    if data and selection.chosen:
-        warnings.warn(
-            SkippedAssetWarning(
-                f"Skipped data assets that xr_openeo cannot open as asked: {listed}. They are listed in "
-                "ds.openeo.assets; name one with assets=[...] to see why it cannot be read.",
-                skipped=data,
-            ),
-            stacklevel=4,
-        )
+    warnings.warn(
+        SkippedAssetWarning(
+            f"Skipped assets that xr_openeo does not open here: {listed}. They are listed in ds.openeo.assets "
+            "(and the Dataset's 'openeo:skipped' attribute); name one with assets=[...] to open it or to see why "
+            "it cannot be read. Filter this warning by its class, xr_openeo.errors.SkippedAssetWarning.",
+            skipped=dict(selection.skipped),
+        ),
+        stacklevel=4,
+    )
 
 
 def _read_json_and_tables(loaded: Any, specs: Sequence[AssetSpec]) -> tuple[dict[str, Any], dict[str, Any]]:
