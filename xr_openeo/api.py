@@ -366,30 +366,32 @@ def open_dataframe(
     connection: Any = None,
     assets: str | Sequence[str] | None = None,
     partial: bool = False,
+    features: Any = None,
 ) -> Any:
     """The tabular results (JSON time series, CSV, Parquet/GeoParquet, GeoJSON) as pandas objects.
 
-    Time series are indexed by ``(t, geometry)`` with one column per band (real band names where
-    the metadata has them); GeoParquet and GeoJSON give GeoDataFrames. Several table assets are
-    concatenated with an ``asset`` index level.
+    Time series are indexed by ``(t, feature)`` with one column per band (the document's band
+    names), then the features' properties and ``geometry`` where the files carry them (a
+    GeoDataFrame). Assets of one series combine into one frame; different tables are concatenated
+    with an ``asset`` index level. ``features`` (the job's features in input order: a
+    GeoDataFrame, DataFrame or GeoJSON FeatureCollection) is joined on by feature number.
     """
-    import pandas as pd
+    from .readers.tables import combine_tables, join_features
 
     results = load_results(source, connection=connection, partial=partial, assets=assets)
     tables = read_tables(results)
     if not tables:
         have = ", ".join(f"{a.key} ({a.media_type})" for a in results.assets) or "none"
         raise XrOpenEOError(f"These results hold no tabular assets (they have: {have}); use xr_openeo.open_results.")
-    if len(tables) == 1:
-        return next(iter(tables.values()))
-    return pd.concat(tables, names=["asset"])
+    frame = combine_tables(tables, results.assets)
+    return frame if features is None else join_features(frame, features)
 
 
 def _tables_as_dataset(results: Results) -> Any:
     import xarray as xr
 
     from .assemble import Provenance
-    from .readers.tables import timeseries_to_dataset
+    from .readers.tables import FEATURE, combine_tables, to_vector_cube
 
     provenance = Provenance(
         backend=results.auth.root,
@@ -398,14 +400,16 @@ def _tables_as_dataset(results: Results) -> Any:
         asset_keys=tuple(a.key for a in results.assets),
         status=results.info.status,
     )
+    frame = combine_tables(read_tables(results), results.assets)
+    frames = [frame] if "asset" not in frame.index.names else [part for _, part in frame.groupby(level="asset")]
     datasets = []
-    for frame in read_tables(results).values():
-        if isinstance(frame, xr.Dataset):
-            datasets.append(frame)
-        elif {"t", "geometry"} <= set(frame.index.names or ()):
-            datasets.append(timeseries_to_dataset(frame))
+    for part in frames:
+        if "asset" in part.index.names:
+            part = part.droplevel("asset")
+        if FEATURE in (part.index.names or ()):
+            datasets.append(to_vector_cube(part))
         else:
-            datasets.append(xr.Dataset.from_dataframe(frame.drop(columns="geometry", errors="ignore")))
+            datasets.append(xr.Dataset.from_dataframe(part.drop(columns="geometry", errors="ignore")))
     ds = datasets[0] if len(datasets) == 1 else xr.merge(datasets)
     ds.attrs.update(provenance.attrs())
     return ds
