@@ -36,7 +36,8 @@ def combine_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[AssetSpec
         geometries reach every row of their feature. Features that the frames number alike but
         describe differently (another geometry or other properties, as when each asset holds one
         feature) are numbered anew in asset order. Otherwise (other bands, other levels, or values
-        that disagree) the frames are concatenated under an ``asset`` index level, as they are.
+        that disagree) the frames are concatenated under an ``asset`` index level, as they are; when
+        their index levels differ, those levels become columns and the index is ``(asset, row)``.
     """
     if not frames:
         raise ValueError("combine_tables needs at least one frame")
@@ -48,6 +49,8 @@ def combine_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[AssetSpec
     combined = _one_series(items)
     if combined is not None:
         return combined
+    if any(list(f.index.names) != list(items[0].index.names) for f in items):
+        items = [f.reset_index() for f in items]  # indexes of other levels do not stack: their levels become columns
     return pd.concat(dict(zip(keys, items, strict=True)), names=[ASSET])
 
 

@@ -63,9 +63,7 @@ def join_features(frame: pd.DataFrame, features: Any) -> pd.DataFrame:
     replaced = [c for c in frame.columns if c in joined.columns and c not in bands]
     base = pd.DataFrame(frame).drop(columns=replaced)
     if has_geometry and GEOMETRY in base.columns:
-        base = base.drop(columns=[GEOMETRY])
-    elif GEOMETRY in base.columns:
-        joined = joined.drop(columns=[GEOMETRY], errors="ignore")
+        base = base.drop(columns=[GEOMETRY])  # the user's geometries replace the file's
     out = pd.concat([base, joined], axis=1)
     crs = geometry_crs(table) if has_geometry else geometry_crs(frame)
     return finish(out, bands, GEOMETRY in out.columns, crs)

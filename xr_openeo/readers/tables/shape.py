@@ -53,8 +53,9 @@ def find_bands(columns: Sequence[str], table: pd.DataFrame, spec: AssetSpec, *, 
 
     1. Every band of the document, by its name or its Parquet-cleaned name, when all are there.
     2. Else the generic value columns (``band_0``, ``avg(band_0)``, ``avg_band_0_``).
-    3. Else, when the document names ``n`` bands, the ``n`` numeric columns right after the ``after``
-       column (openeo-python-driver writes bands right after ``feature_index``, properties after them).
+    3. Else the numeric columns right after the ``after`` column, up to the first other one (and no
+       more than the document's band count): openeo-python-driver writes the bands right after
+       ``feature_index``, the features' properties after them.
     4. Else every numeric column.
     """
     names = [str(c) for c in columns]
@@ -67,15 +68,17 @@ def find_bands(columns: Sequence[str], table: pd.DataFrame, spec: AssetSpec, *, 
         return generic
     numeric = [c for c in names if is_number_column(table[c])]
     n = len(spec.bands)
-    if n and len(numeric) > n and after is not None and after in table.columns:
+    if after is not None and after in table.columns:
         order = [str(c) for c in table.columns]
         run = []
         for name in order[order.index(after) + 1 :]:
+            if name not in names:  # another key column (the date)
+                continue
             if name not in numeric:
                 break
             run.append(name)
-        if len(run) >= n:
-            return run[:n]
+        if run and (not n or len(run) >= n):
+            return run[:n] if n else run
     return numeric
 
 

@@ -47,7 +47,6 @@ def vector_frame(
     *,
     geometry: Any = None,
     crs: Any = None,
-    keys: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The tidy frame of a vector cube table with one row per feature.
 
@@ -59,8 +58,6 @@ def vector_frame(
         The asset: its bands name the value columns, it is named in errors.
     geometry, crs
         One geometry per row (or None), and their CRS.
-    keys
-        Further columns that are neither properties nor values (they are dropped).
 
     Returns
     -------
@@ -70,7 +67,7 @@ def vector_frame(
     """
     table = table.reset_index(drop=True)
     feature, id_column = _features(table)
-    used = {*keys} | ({id_column} if id_column is not None else set())
+    used = {id_column} if id_column is not None else set()
     cube = cube_columns(table.columns)
     if cube:
         return _long(table, spec, cube, feature, used, geometry, crs)
