@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import sys
 
@@ -250,6 +251,21 @@ def test_a_dateless_series_is_a_cube_along_feature_only():
     table.to_parquet(buffer)
     ds = to_vector_cube(read(buffer.getvalue(), "static.parquet"))
     assert ds.B04.dims == ("feature",) and ds.B04.values.tolist() == [0.25, 0.5] and "t" not in ds.dims
+
+
+def test_features_without_geometry_keep_a_plain_coordinate_and_no_features_is_an_empty_cube():
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": None, "properties": {"2023-01-03T00:00:00Z~B04": 1.0}},
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 51]}, "properties": {}},
+        ],
+    }
+    ds = to_vector_cube(read(json.dumps(doc).encode(), "vectorcube.geojson"))
+    assert "geometry" not in ds.xindexes and ds.geometry.values[0] is None
+    assert ds.B04.values[0, 0] == 1.0 and np.isnan(ds.B04.values[1, 0])
+    empty = to_vector_cube(read(b'{"type": "FeatureCollection", "features": []}', "vectorcube.geojson"))
+    assert empty.sizes == {"feature": 0} and not empty.data_vars
 
 
 def test_to_vector_cube_refuses_tables_kept_apart_by_asset():

@@ -158,3 +158,22 @@ def test_the_vector_cube_holds_the_values(s):
     assert ds["name"].values.tolist() == s.features["name"].tolist()
     back = pd.DataFrame(ds[s.bands].to_dataframe()[s.bands]).reorder_levels(["t", "feature"]).sort_index()
     pd.testing.assert_frame_equal(back, s.expected(), check_freq=False)
+
+
+@SETTINGS
+@given(series())
+def test_without_band_metadata_every_format_names_the_bands_alike_and_they_combine(s):
+    assume(not np.isnan(s.values).all())  # a CSV without any row has no columns to name
+    generic = [f"band_{i}" for i in range(len(s.bands))]
+    frames = {
+        "timeseries.json": read_table(timeseries_json(s.values, s.dates), s.spec("timeseries.json", [])),
+        "timeseries.csv": read_table(geopyspark_csv(s.values, s.dates), s.spec("timeseries.csv", [])),
+        "timeseries.parquet": read_table(
+            python_driver_geoparquet(s.values, s.dates, s.features, None), s.spec("timeseries.parquet", [])
+        ),
+    }
+    for frame in frames.values():
+        assert frame.attrs["bands"] == generic and list(frame.columns[: len(generic)]) == generic
+    combined = combine_tables(frames, [])
+    assert list(combined.columns) == [*generic, "name", "code", "geometry"]
+    pd.testing.assert_frame_equal(pd.DataFrame(combined), pd.DataFrame(frames["timeseries.parquet"]))

@@ -62,6 +62,14 @@ def test_the_clients_raster_json_keeps_its_dtype(tmp_path, dtype):
     xr.testing.assert_identical(ds, array.to_dataset(dim="bands"))
 
 
+def test_a_crs_written_by_rioxarray_survives(tmp_path):
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    array = cube().rio.write_crs(32631)
+    ds = read_raster_json(client_json(array, tmp_path), spec())
+    assert ds.rio.crs.to_epsg() == 32631 and float(ds.B08[1, 2, 3]) == float(array[1, 1, 2, 3])
+
+
 def test_a_raster_without_time_or_band_coordinate(tmp_path):
     array = cube().isel(t=0, drop=True).drop_vars("bands")
     ds = read_raster_json(client_json(array, tmp_path), spec(bands=("red", "nir")))

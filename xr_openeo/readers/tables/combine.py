@@ -73,7 +73,8 @@ def _one_series(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
         if not np.isclose(values, reference, rtol=RTOL, atol=0, equal_nan=True).all():
             return None
     others = [c for c in kept.columns if c not in bands]
-    kept = kept.assign(**{c: _filled_per_feature(kept[c]) for c in others})
+    dtypes = {c: next(f[c].dtype for f in ranked if c in f.columns) for c in others}
+    kept = kept.assign(**{c: _filled_per_feature(kept[c], dtypes[c]) for c in others})
     crs = next((c for c in map(geometry_crs, frames) if c is not None), None)
     return finish(complete(kept, bands).sort_index(), bands, GEOMETRY in kept.columns, crs)
 
@@ -131,16 +132,21 @@ def _renumbered(frames: list[pd.DataFrame], identities: list[Any]) -> list[pd.Da
     return out
 
 
-def _filled_per_feature(column: pd.Series) -> pd.Series:
-    """Missing values of a property filled from the feature's first row that has one."""
+def _filled_per_feature(column: pd.Series, dtype: Any) -> pd.Series:
+    """Missing values of a property filled from the feature's first row that has one, in the property's dtype."""
     missing = column.isna().to_numpy()
-    if not missing.any():
-        return column
-    features = column.index.get_level_values(FEATURE)
-    present = column[~missing]
-    first = ~present.index.get_level_values(FEATURE).duplicated()
-    lookup = pd.Series(present.to_numpy(dtype=object)[first], index=present.index.get_level_values(FEATURE)[first])
-    values = column.to_numpy(dtype=object).copy()
-    values[missing] = lookup.reindex(features[missing]).to_numpy()
-    filled = pd.Series(values, index=column.index, name=column.name)
-    return filled if column.dtype.name == "geometry" else filled.infer_objects()
+    if missing.any():
+        features = column.index.get_level_values(FEATURE)
+        present = column[~missing]
+        first = ~present.index.get_level_values(FEATURE).duplicated()
+        where = present.index.get_level_values(FEATURE)[first]
+        lookup = pd.Series(present.to_numpy(dtype=object)[first], index=where)
+        values = column.to_numpy(dtype=object).copy()
+        values[missing] = lookup.reindex(features[missing]).to_numpy()
+        column = pd.Series(values, index=column.index, name=column.name)
+    if column.dtype != dtype and not column.isna().any():
+        try:
+            return column.astype(dtype)  # the dtype the stacking of frames without this column lost
+        except (TypeError, ValueError):
+            return column.infer_objects()
+    return column.infer_objects() if column.dtype == object else column

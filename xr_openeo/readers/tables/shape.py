@@ -35,12 +35,16 @@ _PROPERTY_SUFFIX = "_property"
 def band_names(found: Sequence[str], spec: AssetSpec) -> list[str]:
     """What to call the band columns ``found`` in a file: the document's bands whenever their count matches.
 
-    Same names in another order keep their own names (never swapped by position).
+    Same names in another order keep their own names (never swapped by position). Without usable
+    band metadata, generic names (``avg(band_0)``, ``avg_band_0_``) become ``band_0``, ``band_1``…
+    by position, as JSON time series have them.
     """
     found = [str(name) for name in found]
-    if len(spec.bands) != len(found) or set(found) == set(spec.bands):
-        return found
-    return list(spec.bands)
+    if len(spec.bands) == len(found) and set(found) != set(spec.bands):
+        return list(spec.bands)
+    if len(spec.bands) != len(found) and found and all(_GENERIC_BAND.match(name) for name in found):
+        return [f"band_{i}" for i in range(len(found))]
+    return found
 
 
 def parquet_name(name: str) -> str:

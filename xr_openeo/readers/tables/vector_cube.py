@@ -30,8 +30,8 @@ def to_vector_cube(frame: pd.DataFrame, *, bands: Sequence[str] | None = None) -
         NaN where a (feature, date) has no row. The other columns are coordinates along
         ``feature`` when they are the same on every row of a feature (properties), else variables
         of their own. ``geometry`` is a coordinate along ``feature`` with an xvec
-        ``GeometryIndex`` (in the frame's CRS) when xvec is installed, else a plain object
-        coordinate.
+        ``GeometryIndex`` (in the frame's CRS) when xvec is installed and every feature has a
+        geometry, else a plain object coordinate.
 
     Raises
     ------
@@ -80,9 +80,13 @@ def _constant_per_feature(column: pd.Series) -> bool:
 
 
 def _geometry_index(dataset: xr.Dataset, crs: object) -> xr.Dataset:
-    """``geometry`` indexed by xvec's ``GeometryIndex`` when xvec is installed."""
+    """``geometry`` indexed by xvec's ``GeometryIndex`` when xvec is installed and every feature has one."""
     try:
         from xvec import GeometryIndex
     except ImportError:
         return dataset
+    import shapely
+
+    if not all(isinstance(g, shapely.Geometry) for g in dataset[GEOMETRY].values):
+        return dataset  # xvec indexes only geometries; a feature without one keeps the plain coordinate
     return dataset.set_xindex(GEOMETRY, GeometryIndex, crs=crs)
