@@ -133,6 +133,20 @@ def test_genuinely_different_tables_keep_an_asset_level(case):
     pd.testing.assert_frame_equal(pd.DataFrame(combined.loc["timeseries.json"]).dropna(axis=1, how="all"), json_frame)
 
 
+def test_each_series_of_a_result_is_combined_and_series_are_kept_apart():
+    json_frame = read(timeseries_json(VALUES, DATES), "a.json")
+    frames = {
+        "a.json": json_frame,
+        "ndvi.json": read(timeseries_json(VALUES[:, :, :1], DATES), "ndvi.json", ("NDVI",)),
+        "a.csv": read(geopyspark_csv(VALUES, DATES), "a.csv"),
+        "ndvi.csv": read(geopyspark_csv(VALUES[:, :, :1], DATES), "ndvi.csv", ("NDVI",)),
+    }
+    combined = combine_tables(frames, [])
+    assert combined.index.get_level_values("asset").unique().tolist() == ["a.json", "ndvi.json"]
+    pd.testing.assert_frame_equal(pd.DataFrame(combined.loc["a.json"])[["B04", "B08"]], json_frame)
+    np.testing.assert_array_equal(combined.loc["ndvi.json", "NDVI"], json_frame["B04"])
+
+
 def test_tables_with_other_index_levels_are_kept_apart_with_their_levels_as_columns():
     json_frame = read(timeseries_json(VALUES, DATES), "timeseries.json")
     static = read(b"[[1.0, 2.0], [3.0, 4.0]]", "static.json")

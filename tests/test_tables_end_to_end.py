@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
 from collections.abc import Iterator
 
 import geopandas as gpd
@@ -10,6 +13,7 @@ import pandas as pd
 import pytest
 import requests
 from conftest import SMALL, SMALL_EXTENT, two_polygons
+from test_tables_writers import geopyspark_csv, timeseries_json
 
 import xr_openeo
 from xr_openeo.readers.tables import combine_tables, read_table
@@ -71,3 +75,61 @@ def test_open_results_of_a_geoparquet_series_is_a_vector_cube_with_a_geometry_in
     assert ds.attrs["openeo:job_id"] == jobs["Parquet"].job_id
     frame = xr_openeo.open_dataframe(jobs["Parquet"])
     np.testing.assert_array_equal(ds.B08.transpose("t", "feature").values.ravel(), frame["B08"].to_numpy())
+
+
+@pytest.fixture
+def file_server(tmp_path) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 (port 0) serving ``tmp_path``."""
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
+def test_a_document_with_several_series_opens_each_once(tmp_path, file_server):
+    dates = pd.DatetimeIndex(["2023-01-03", "2023-01-08"])
+    values = np.arange(8.0).reshape(2, 2, 2)
+    files = {
+        "timeseries.json": timeseries_json(values, dates),
+        "timeseries.csv": geopyspark_csv(values, dates),
+        "ndvi.json": timeseries_json(values[:, :, :1] / 10, dates),
+    }
+    bands = {"timeseries.json": ["B04", "B08"], "timeseries.csv": ["B04", "B08"], "ndvi.json": ["NDVI"]}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    doc = {
+        "type": "Collection",
+        "id": "j-several",
+        "stac_version": "1.0.0",
+        "links": [],
+        "assets": {
+            name: {
+                "href": f"{file_server}/{name}",
+                "type": "text/csv" if name.endswith(".csv") else "application/json",
+                "roles": ["data"],
+                "eo:bands": [{"name": b} for b in bands[name]],
+            }
+            for name in files
+        },
+    }
+    frame = xr_openeo.open_dataframe(doc)
+    assert frame.index.names == ["asset", "t", "feature"]
+    assert frame.index.get_level_values("asset").unique().tolist() == ["timeseries.json", "ndvi.json"]
+    ds = xr_openeo.open_results(doc)
+    assert set(ds.data_vars) == {"B04", "B08", "NDVI"} and ds.NDVI.dims == ("feature", "t")
+    np.testing.assert_array_equal(ds.B08.transpose("t", "feature").values, values[:, :, 1])
+    np.testing.assert_array_equal(ds.NDVI.transpose("t", "feature").values, values[:, :, 0] / 10)
+    doc["assets"].pop("ndvi.json")
+    joined = xr_openeo.open_dataframe(doc, features=two_polygons())
+    assert joined.index.names == ["t", "feature"] and list(joined.columns) == ["B04", "B08", "geometry"]

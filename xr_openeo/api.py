@@ -346,7 +346,7 @@ def open_results(
     -------
     xarray.Dataset or xarray.DataTree
         One variable per band with dims ``(t, y, x)``; a DataTree with one group per grid when the
-        assets do not share one. Time series (JSON/CSV/Parquet/GeoJSON) give dims ``(t, geometry)``.
+        assets do not share one. Time series (JSON/CSV/Parquet/GeoJSON) give dims ``(feature, t)``.
     """
     from ._options import get_option
 
@@ -400,17 +400,15 @@ def _tables_as_dataset(results: Results) -> Any:
         asset_keys=tuple(a.key for a in results.assets),
         status=results.info.status,
     )
-    frame = combine_tables(read_tables(results), results.assets)
-    frames = [frame] if "asset" not in frame.index.names else [part for _, part in frame.groupby(level="asset")]
+    tables = read_tables(results)
+    frame = combine_tables(tables, results.assets)
     datasets = []
-    for part in frames:
-        if "asset" in part.index.names:
-            part = part.droplevel("asset")
+    for part in [frame] if "asset" not in frame.index.names else list(tables.values()):
         if FEATURE in (part.index.names or ()):
             datasets.append(to_vector_cube(part))
         else:
             datasets.append(xr.Dataset.from_dataframe(part.drop(columns="geometry", errors="ignore")))
-    ds = datasets[0] if len(datasets) == 1 else xr.merge(datasets)
+    ds = datasets[0] if len(datasets) == 1 else xr.merge(datasets, compat="no_conflicts", join="outer")
     ds.attrs.update(provenance.attrs())
     return ds
 

@@ -30,14 +30,15 @@ def combine_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[AssetSpec
     Returns
     -------
     pandas.DataFrame or geopandas.GeoDataFrame
-        When every frame has the same index levels and the same bands, one frame: values at the
-        same (date, feature) must agree (within a relative 1e-6) and are kept once, taken from the
-        frame with the most properties; other dates and features are concatenated; properties and
-        geometries reach every row of their feature. Features that the frames number alike but
-        describe differently (another geometry or other properties, as when each asset holds one
-        feature) are numbered anew in asset order. Otherwise (other bands, other levels, or values
-        that disagree) the frames are concatenated under an ``asset`` index level, as they are; when
-        their index levels differ, those levels become columns and the index is ``(asset, row)``.
+        Frames of one series become one frame. Two frames are of one series when they have the same
+        index levels and the same bands, and their values at the same (date, feature) agree (within
+        a relative 1e-6); those values are kept once, taken from the frame with the most properties;
+        other dates and features are concatenated; properties and geometries reach every row of
+        their feature. Features that the frames number alike but describe differently (another
+        geometry or other properties, as when each asset holds one feature) are numbered anew in
+        asset order. Several series (other bands, other levels, or values that disagree) are
+        concatenated under an ``asset`` index level named after the first asset of each; when their
+        index levels differ, those levels become columns and the index is ``(asset, row)``.
     """
     if not frames:
         raise ValueError("combine_tables needs at least one frame")
@@ -45,13 +46,21 @@ def combine_tables(frames: Mapping[str, pd.DataFrame], specs: Sequence[AssetSpec
     keys = known + [k for k in frames if k not in known]
     if len(keys) == 1:
         return frames[keys[0]]
-    items = [frames[k] for k in keys]
-    combined = _one_series(items)
-    if combined is not None:
-        return combined
+    groups: dict[str, pd.DataFrame] = {}  # first asset of each series -> the series so far
+    for key in keys:
+        for first, series in groups.items():
+            combined = _one_series([series, frames[key]])
+            if combined is not None:
+                groups[first] = combined
+                break
+        else:
+            groups[key] = frames[key]
+    if len(groups) == 1:
+        return next(iter(groups.values()))
+    items = list(groups.values())
     if any(list(f.index.names) != list(items[0].index.names) for f in items):
         items = [f.reset_index() for f in items]  # indexes of other levels do not stack: their levels become columns
-    return pd.concat(dict(zip(keys, items, strict=True)), names=[ASSET])
+    return pd.concat(dict(zip(groups, items, strict=True)), names=[ASSET])
 
 
 def _one_series(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
