@@ -37,7 +37,7 @@ def test_time_series_formats_agree_with_their_downloads(backend, connection, ope
     for fmt in ("JSON", "CSV", "Parquet"):
         job = timeseries_job(connection, fmt, **style)
         frame = xr_openeo.open_dataframe(job)
-        assert list(frame.index.names) == ["t", "geometry"] and {"B04", "B08"} <= set(frame.columns)
+        assert list(frame.index.names) == ["t", "feature"] and {"B04", "B08"} <= set(frame.columns)
         frames[fmt] = frame[["B04", "B08"]].astype("float64")
         asset = job.get_results().get_assets()[0]
         raw = requests.get(asset.href, timeout=10).content
@@ -45,7 +45,7 @@ def test_time_series_formats_agree_with_their_downloads(backend, connection, ope
             direct = pd.read_csv(io.BytesIO(raw))
             assert np.allclose(np.sort(direct.B04.to_numpy()), np.sort(frame.B04.to_numpy()))
         ds = open_results(job)
-        assert ds.B04.dims == ("t", "geometry") and ds.sizes == {"t": 3, "geometry": 2}
+        assert ds.B04.dims == ("feature", "t") and ds.sizes == {"feature": 2, "t": 3}
         assert ds.attrs["openeo:job_id"] == job.job_id
     pd.testing.assert_frame_equal(frames["JSON"], frames["Parquet"], check_dtype=False)
     pd.testing.assert_frame_equal(frames["JSON"], frames["CSV"], check_dtype=False, rtol=1e-6)
@@ -62,7 +62,8 @@ def test_json_time_series_uses_the_backends_own_parser_values(backend, connectio
 
 def test_geojson_results_are_a_geodataframe(backend, connection):
     frame = xr_openeo.open_dataframe(timeseries_job(connection, "GeoJSON"))
-    assert frame.crs.to_epsg() == 4326 and len(frame) == 2
+    assert frame.crs.to_epsg() == 4326 and frame.index.names == ["t", "feature"]
+    assert frame.index.get_level_values("feature").unique().tolist() == [0, 1] and len(frame) == 3 * 2
 
 
 def test_open_dataframe_refuses_rasters_with_a_way_out(backend, connection):

@@ -16,7 +16,6 @@ from shapely.geometry import Point, box
 
 from xr_openeo.errors import AssetReadError, UnsupportedMediaTypeError
 from xr_openeo.readers.tables import (
-    geojson_to_long,
     is_raster_json,
     read_csv,
     read_geojson,
@@ -25,7 +24,7 @@ from xr_openeo.readers.tables import (
     read_raster_json,
     read_table,
     read_timeseries_json,
-    timeseries_to_dataset,
+    to_vector_cube,
 )
 from xr_openeo.results import AssetSpec
 
@@ -72,15 +71,15 @@ GEOPYSPARK_TS = {
 }
 
 
-def test_timeseries_json_is_indexed_by_t_and_geometry_with_a_column_per_band():
+def test_timeseries_json_is_indexed_by_t_and_feature_with_a_column_per_band():
     frame = read_timeseries_json(json.dumps(GEOPYSPARK_TS).encode(), spec())
     assert list(frame.columns) == ["B04", "B08"]
-    assert frame.index.names == ["t", "geometry"]
-    assert frame.index.dtypes.to_dict() == {"t": np.dtype("datetime64[ns]"), "geometry": np.dtype("int64")}
+    assert frame.index.names == ["t", "feature"]
+    assert frame.index.dtypes.to_dict() == {"t": np.dtype("datetime64[ns]"), "feature": np.dtype("int64")}
     assert frame.index.is_monotonic_increasing and frame.index.is_unique
     expected_t = ts("2023-01-03", "2023-01-08", "2023-01-13", "2023-01-18").repeat(2)
     pd.testing.assert_index_equal(frame.index.get_level_values("t"), expected_t, check_names=False)
-    assert frame.index.get_level_values("geometry").tolist() == [0, 1] * 4
+    assert frame.index.get_level_values("feature").tolist() == [0, 1] * 4
     expected = [[0.61, 0.12], [np.nan, 0.2], [0.58, 0.10], [np.nan] * 2, [np.nan] * 2, [np.nan] * 2, [np.nan] * 2]
     expected.append([0.5, 0.4])
     np.testing.assert_array_equal(frame.to_numpy(), np.array(expected))
@@ -117,19 +116,19 @@ def test_timeseries_json_dates_with_offsets_or_without_time_become_utc_naive():
     assert frame["NDVI"].tolist() == [1.0, 2.0, 3.0]
 
 
-def test_dateless_timeseries_has_only_a_geometry_index():
+def test_dateless_timeseries_has_only_a_feature_index():
     frame = read_timeseries_json(b"[[1.5, 2.5], [null, 4.0], []]", spec())
-    assert frame.index.names == ["geometry"] and frame.index.tolist() == [0, 1, 2]
+    assert frame.index.names == ["feature"] and frame.index.tolist() == [0, 1, 2]
     np.testing.assert_array_equal(frame.to_numpy(), [[1.5, 2.5], [np.nan, 4.0], [np.nan, np.nan]])
-    ds = timeseries_to_dataset(frame)
-    assert ds.B04.dims == ("geometry",)
+    ds = to_vector_cube(frame)
+    assert ds.B04.dims == ("feature",)
 
 
 def test_timeseries_json_with_no_values_at_all_is_all_nan_with_the_metadata_bands():
     frame = read_timeseries_json(b'{"2023-01-03T00:00:00Z": [[], []], "2023-01-08T00:00:00Z": [[]]}', spec())
     assert list(frame.columns) == ["B04", "B08"] and frame.shape == (4, 2) and frame.isna().all().all()
     empty = read_timeseries_json(b"{}", spec())
-    assert empty.shape == (0, 2) and empty.index.names == ["t", "geometry"]
+    assert empty.shape == (0, 2) and empty.index.names == ["t", "feature"]
 
 
 @pytest.mark.parametrize(
@@ -138,11 +137,11 @@ def test_timeseries_json_with_no_values_at_all_is_all_nan_with_the_metadata_band
         ({"2023-01-03T00:00:00Z": [[1, 2]], "2023-01-08T00:00:00Z": [[1, 2, 3]]}, ["inconsistent band counts"]),
         (
             {"2023-01-03T00:00:00Z": [[1, 2], [3, 4]], "2023-01-08T00:00:00Z": [[1, 2], [3, 4], [5, 6]]},
-            ["inconsistent geometry counts", "'2023-01-08T00:00:00Z'"],
+            ["inconsistent feature counts", "'2023-01-08T00:00:00Z'"],
         ),
-        ({"2023-01-03T00:00:00Z": {"0": [1]}}, ["date '2023-01-03T00:00:00Z'", "one entry per geometry"]),
-        ({"2023-01-03T00:00:00Z": [1.0, 2.0]}, ["date '2023-01-03T00:00:00Z', geometry 0", "list of band values"]),
-        ({"2023-01-03T00:00:00Z": [[1.0, "2.0"]]}, ["geometry 0", 'numbers or null, got "2.0"']),
+        ({"2023-01-03T00:00:00Z": {"0": [1]}}, ["date '2023-01-03T00:00:00Z'", "one entry per feature"]),
+        ({"2023-01-03T00:00:00Z": [1.0, 2.0]}, ["date '2023-01-03T00:00:00Z', feature 0", "list of band values"]),
+        ({"2023-01-03T00:00:00Z": [[1.0, "2.0"]]}, ["feature 0", 'numbers or null, got "2.0"']),
         ({"2023-01-03T00:00:00Z": [[True]]}, ["numbers or null, got true"]),
         ({"2023-01-03T00:00:00Z": [[1]], "yesterday": [[2]]}, ["date 'yesterday' is not an ISO 8601 datetime"]),
         ({"2023-01-03T00:00:00Z": [[1]], "2023-01-03T01:00:00+01:00": [[2]]}, ["same instant"]),
@@ -161,7 +160,7 @@ def test_inconsistent_band_counts_name_the_date():
     doc = {"2023-01-03T00:00:00Z": [[1, 2], [3, 4]], "2023-01-08T00:00:00Z": [[1, 2], [3]]}
     with pytest.raises(AssetReadError) as excinfo:
         read_timeseries_json(json.dumps(doc).encode(), spec())
-    assert_read_error(excinfo, "timeseries.json", "1 at date '2023-01-08T00:00:00Z' geometry 1")
+    assert_read_error(excinfo, "timeseries.json", "1 at date '2023-01-08T00:00:00Z' feature 1")
 
 
 @pytest.mark.parametrize(
@@ -180,33 +179,35 @@ def test_unparseable_json_is_an_asset_read_error_not_a_json_decode_error(data, f
     assert_read_error(excinfo, "timeseries.json", fragment)
 
 
-# -- timeseries_to_dataset ---------------------------------------------------------------------------
+# -- to_vector_cube ---------------------------------------------------------------------------------
 
 
-def test_timeseries_to_dataset_has_t_geometry_dims_and_float_variables_per_band():
+def test_to_vector_cube_has_feature_t_dims_and_float_variables_per_band():
     frame = read_timeseries_json(json.dumps(GEOPYSPARK_TS).encode(), spec())
-    ds = timeseries_to_dataset(frame)
-    assert set(ds.data_vars) == {"B04", "B08"} and ds.B04.dims == ("t", "geometry")
+    ds = to_vector_cube(frame)
+    assert set(ds.data_vars) == {"B04", "B08"} and ds.B04.dims == ("feature", "t")
     assert ds.B04.dtype == np.float64 and ds.t.dtype == np.dtype("datetime64[ns]")
-    assert ds.sizes == {"t": 4, "geometry": 2}
-    assert float(ds.B04.sel(t="2023-01-03", geometry=0)) == 0.61
-    assert np.isnan(ds.B04.sel(t="2023-01-08", geometry=1))
+    assert ds.sizes == {"feature": 2, "t": 4}
+    assert float(ds.B04.sel(t="2023-01-03", feature=0)) == 0.61
+    assert np.isnan(ds.B04.sel(t="2023-01-08", feature=1))
 
 
-def test_timeseries_to_dataset_fills_missing_pairs_and_makes_ints_float():
+def test_to_vector_cube_fills_missing_pairs_and_makes_ints_float():
     index = pd.MultiIndex.from_tuples(
         [(pd.Timestamp("2023-01-01"), 0), (pd.Timestamp("2023-01-01"), 1), (pd.Timestamp("2023-01-02"), 1)],
-        names=["t", "geometry"],
+        names=["t", "feature"],
     )
     frame = pd.DataFrame({"count": [1, 2, 3], "label": ["a", "b", "c"]}, index=index)
-    ds = timeseries_to_dataset(frame)
-    assert list(ds.data_vars) == ["count"] and ds["count"].dtype == np.float64
-    np.testing.assert_array_equal(ds["count"].values, [[1, 2], [np.nan, 3]])
+    ds = to_vector_cube(frame, bands=["count"])
+    assert ds["count"].dtype == np.float64 and ds["count"].dims == ("feature", "t")
+    np.testing.assert_array_equal(ds["count"].values, [[1, np.nan], [2, 3]])
+    # "label" differs between the rows of feature 1: not a property of the feature, a variable of its own
+    assert ds["label"].dims == ("feature", "t") and ds["label"].values[1].tolist() == ["b", "c"]
 
 
-def test_timeseries_to_dataset_refuses_a_frame_without_the_index():
-    with pytest.raises(ValueError, match="indexed by 't' and/or 'geometry'"):
-        timeseries_to_dataset(pd.DataFrame({"B04": [1.0]}))
+def test_to_vector_cube_refuses_a_frame_without_the_index():
+    with pytest.raises(ValueError, match="indexed by"):
+        to_vector_cube(pd.DataFrame({"B04": [1.0]}))
 
 
 # -- CSV --------------------------------------------------------------------------------------------
@@ -219,10 +220,10 @@ GEOPYSPARK_CSV = b"""date,feature_index,B04,B08
 """
 
 
-def test_geopyspark_csv_is_indexed_by_t_and_geometry():
+def test_geopyspark_csv_is_indexed_by_t_and_feature():
     frame = read_csv(GEOPYSPARK_CSV, spec("timeseries.csv"))
-    assert frame.index.names == ["t", "geometry"] and list(frame.columns) == ["B04", "B08"]
-    assert frame.index.dtypes.to_dict() == {"t": np.dtype("datetime64[ns]"), "geometry": np.dtype("int64")}
+    assert frame.index.names == ["t", "feature"] and list(frame.columns) == ["B04", "B08"]
+    assert frame.index.dtypes.to_dict() == {"t": np.dtype("datetime64[ns]"), "feature": np.dtype("int64")}
     assert frame.index.tolist() == [
         (pd.Timestamp("2020-09-01"), 0),
         (pd.Timestamp("2020-09-01"), 1),
@@ -234,7 +235,7 @@ def test_geopyspark_csv_is_indexed_by_t_and_geometry():
 
 def test_csv_written_by_pandas_round_trips_against_the_json_reader():
     json_frame = read_timeseries_json(json.dumps(GEOPYSPARK_TS).encode(), spec())
-    table = json_frame.reset_index().rename(columns={"t": "date", "geometry": "feature_index"})
+    table = json_frame.reset_index().rename(columns={"t": "date", "feature": "feature_index"})
     table["date"] = table["date"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
     csv_frame = read_table(table.to_csv(index=False).encode(), spec("timeseries.csv"))
     pd.testing.assert_frame_equal(csv_frame, json_frame)
@@ -248,9 +249,9 @@ def test_csv_without_feature_index_keeps_its_columns_with_parsed_dates():
     assert frame["date"].tolist() == [pd.Timestamp("2023-01-03"), pd.Timestamp("2023-01-08T04:00")]
 
 
-def test_dateless_csv_is_indexed_by_geometry():
+def test_dateless_csv_is_indexed_by_feature():
     frame = read_csv(b"feature_index,B04\n1,2.0\n0,1.0\n", spec("stats.csv"))
-    assert frame.index.names == ["geometry"] and frame.index.tolist() == [0, 1] and frame["B04"].tolist() == [1, 2]
+    assert frame.index.names == ["feature"] and frame.index.tolist() == [0, 1] and frame["B04"].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -264,7 +265,7 @@ def test_dateless_csv_is_indexed_by_geometry():
         (b"date,feature_index,B04\n2023-01-03,a,1\n", ["'feature_index' must hold integers", 'row 0 has "a"']),
         (
             b"date,feature_index,B04\n2023-01-03T00:00:00Z,0,1\n2023-01-03T00:00:00Z,0,2\n",
-            ["more than one row for t=2023-01-03 00:00:00, geometry=0"],
+            ["more than one row for t=2023-01-03 00:00:00, feature=0"],
         ),
     ],
 )
@@ -298,16 +299,17 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def test_geoparquet_is_a_geodataframe_indexed_by_t_and_geometry_keeping_the_geometries():
+def test_geoparquet_is_a_geodataframe_indexed_by_t_and_feature_keeping_the_geometries():
     frame = read_parquet(parquet_bytes(long_table()), spec("timeseries.parquet"))
     assert isinstance(frame, gpd.GeoDataFrame) and frame.crs.to_epsg() == 4326
-    assert frame.index.names == ["t", "geometry"] and list(frame.columns) == ["B04", "B08", "geometry"]
+    assert frame.index.names == ["t", "feature"] and list(frame.columns) == ["B04", "B08", "geometry"]
+    assert frame.reset_index().columns.tolist() == ["t", "feature", "B04", "B08", "geometry"]
     assert frame.index.get_level_values("t").dtype == np.dtype("datetime64[ns]")
     assert frame.geometry.iloc[1].equals(box(5.2, 51.0, 5.3, 51.1))
     assert frame["B04"].dtype == np.float32  # as stored
     np.testing.assert_array_equal(frame["B04"].to_numpy(), [1.5, 2.5, np.nan, 4.5])
-    ds = timeseries_to_dataset(frame)
-    assert set(ds.data_vars) == {"B04", "B08"} and ds.B08.dims == ("t", "geometry")
+    ds = to_vector_cube(frame)
+    assert set(ds.data_vars) == {"B04", "B08"} and ds.B08.dims == ("feature", "t")
 
 
 def test_plain_parquet_is_a_dataframe_with_string_dates_parsed():
@@ -355,49 +357,43 @@ def vector_cube_geojson() -> dict:
     }
 
 
-def test_geojson_is_a_lonlat_geodataframe_keeping_the_flattened_columns():
-    gdf = read_geojson(json.dumps(vector_cube_geojson()).encode(), spec("vectorcube.geojson"))
-    assert isinstance(gdf, gpd.GeoDataFrame) and gdf.crs.to_epsg() == 4326
-    assert list(gdf.columns) == [
-        "feature_index",
-        "2023-01-03T00:00:00Z~B04",
-        "2023-01-03T00:00:00Z~B08",
-        "2023-01-08T00:00:00Z~B04",
-        "2023-01-08T00:00:00Z~B08",
-        "geometry",
-    ]
-    assert gdf.geometry.iloc[1].equals(Point(5.2, 51.2))
-    assert np.isnan(gdf.loc[0, "2023-01-08T00:00:00Z~B08"])
+def test_geojson_vector_cube_comes_back_long_as_a_lonlat_geodataframe():
+    frame = read_geojson(json.dumps(vector_cube_geojson()).encode(), spec("vectorcube.geojson"))
+    assert isinstance(frame, gpd.GeoDataFrame) and frame.crs.to_epsg() == 4326
+    assert frame.index.names == ["t", "feature"] and list(frame.columns) == ["B04", "B08", "geometry"]
+    assert frame.reset_index().columns.tolist() == ["t", "feature", "B04", "B08", "geometry"]
+    assert frame.geometry.loc[(pd.Timestamp("2023-01-08"), 1)].equals(Point(5.2, 51.2))
+    assert np.isnan(frame.loc[(pd.Timestamp("2023-01-08"), 0), "B08"])
 
 
-def test_geojson_to_long_gives_the_time_series_shape():
-    gdf = read_table(json.dumps(vector_cube_geojson()).encode(), spec("vectorcube.geojson"))
-    frame = geojson_to_long(gdf)
+def test_geojson_gives_the_time_series_shape_of_json():
+    frame = read_table(json.dumps(vector_cube_geojson()).encode(), spec("vectorcube.geojson"))
     json_frame = read_timeseries_json(
         json.dumps(
             {"2023-01-03T00:00:00Z": [[1.0, 2.0], [5.0, 6.0]], "2023-01-08T00:00:00Z": [[3.0, None], [7.0, 8.0]]}
         ).encode(),
         spec(),
     )
-    pd.testing.assert_frame_equal(frame, json_frame)
+    pd.testing.assert_frame_equal(pd.DataFrame(frame[["B04", "B08"]]), json_frame)
 
 
-def test_geojson_to_long_uses_feature_index_and_ignores_other_tilde_properties():
+def test_geojson_uses_feature_index_and_keeps_other_tilde_properties_as_properties():
     gdf = gpd.GeoDataFrame(
         {"feature_index": [7, 3], "note~x": ["a", "b"], "2023-01-03T00:00:00Z~NDVI": [0.1, 0.3]},
         geometry=[Point(0, 0), Point(1, 1)],
         crs=4326,
     )
-    gdf = read_geojson(gdf.to_json().encode(), spec("vectorcube.geojson"))
-    frame = geojson_to_long(gdf)
-    assert list(frame.columns) == ["NDVI"] and frame.index.get_level_values("geometry").tolist() == [3, 7]
-    assert frame["NDVI"].tolist() == [0.3, 0.1]
+    frame = read_geojson(gdf.to_json().encode(), spec("vectorcube.geojson", bands=()))
+    assert list(frame.columns) == ["NDVI", "note~x", "geometry"] and frame.attrs["bands"] == ["NDVI"]
+    assert frame.index.get_level_values("feature").tolist() == [3, 7]
+    assert frame["NDVI"].tolist() == [0.3, 0.1] and frame["note~x"].tolist() == ["b", "a"]
 
 
-def test_geojson_without_time_is_indexed_by_geometry():
+def test_geojson_without_time_is_indexed_by_feature():
     gdf = gpd.GeoDataFrame({"feature_index": [0, 1], "B04": [1.0, 2.0]}, geometry=[Point(0, 0), Point(1, 1)])
-    frame = geojson_to_long(read_geojson(gdf.to_json().encode(), spec("vectorcube.geojson")))
-    assert frame.index.names == ["geometry"] and list(frame.columns) == ["B04"] and frame["B04"].tolist() == [1, 2]
+    frame = read_geojson(gdf.to_json().encode(), spec("vectorcube.geojson"))
+    assert frame.index.names == ["feature"] and list(frame.columns) == ["B04", "geometry"]
+    assert frame["B04"].tolist() == [1, 2]
 
 
 def test_geojson_with_a_legacy_crs_member_keeps_it():
@@ -535,22 +531,25 @@ def test_every_format_of_a_real_job_gives_the_same_numbers():
             asset_spec = AssetSpec(asset.key, asset.href, asset.media_type, bands=bands)
             response = requests.get(asset.href, timeout=10)
             response.raise_for_status()
-            frame = read_table(response.content, asset_spec)
-            frames[out_format] = geojson_to_long(frame, asset_spec) if out_format == "GeoJSON" else frame
+            frames[out_format] = read_table(response.content, asset_spec)
     reference = frames["JSON"]
     assert list(reference.columns) == ["B04", "B08"] and reference.shape == (6, 2)
     assert reference.index.get_level_values("t").unique().tolist() == list(
         pd.date_range("2023-01-01", "2023-01-11", freq="5D")
     )
-    assert reference.index.get_level_values("geometry").unique().tolist() == [0, 1]
+    assert reference.index.get_level_values("feature").unique().tolist() == [0, 1]
     assert reference.notna().all().all() and (reference > 0).all().all()
-    assert isinstance(frames["Parquet"], gpd.GeoDataFrame) and frames["Parquet"].crs.to_epsg() == 4326
+    for out_format in ("Parquet", "GeoJSON"):
+        assert isinstance(frames[out_format], gpd.GeoDataFrame) and frames[out_format].crs.to_epsg() == 4326
+        assert list(frames[out_format].columns) == ["B04", "B08", "geometry"]
+        frames[out_format].reset_index()  # no level is also a column
+    assert frames["Parquet"].geometry.geom_equals_exact(frames["GeoJSON"].geometry, tolerance=1e-9).all()
     for out_format, frame in frames.items():
         frame = pd.DataFrame(frame[["B04", "B08"]]).astype("float64")
         pd.testing.assert_index_equal(frame.index, reference.index)
         # CSV holds the float32 means as their shortest decimal text; the others hold them exactly.
         rtol = 1e-6 if out_format == "CSV" else 0
         np.testing.assert_allclose(frame.to_numpy(), reference.to_numpy(), rtol=rtol, err_msg=out_format)
-    datasets = [timeseries_to_dataset(frame[["B04", "B08"]]) for frame in frames.values()]
+    datasets = [to_vector_cube(frame[["B04", "B08"]]) for frame in frames.values()]
     for ds in datasets[1:]:
         xr.testing.assert_allclose(ds.astype("float64"), datasets[0], rtol=1e-6)

@@ -118,9 +118,7 @@ def open_loaded(
         for key, ds in raster_json.items():
             parts[key] = provenance.apply(ds)
         if frames:
-            from .readers.tables import combine_tables, to_vector_cube
-
-            parts["tables"] = provenance.apply(to_vector_cube(combine_tables(frames, others)))
+            parts["tables"] = provenance.apply(_vector_cube(frames, [s for s in others if s.key in frames]))
     if not parts:
         return empty_dataset(provenance)
     if len(parts) == 1:
@@ -162,6 +160,23 @@ def open_dataframe(
         frame = join_features(frame, features)
     frame.attrs.update(provenance_of(loaded, selection.chosen, selection.skipped).attrs())
     return frame
+
+
+def _vector_cube(frames: Mapping[str, Any], specs: Sequence[AssetSpec]) -> Any:
+    """Time-series frames as one vector cube ``(feature, t)``; several series merge on their coordinates."""
+    import xarray as xr
+
+    from .readers.tables import FEATURE, combine_tables, to_vector_cube
+
+    frame = combine_tables(frames, specs)
+    datasets = []
+    for part in [frame] if "asset" not in frame.index.names else list(frames.values()):
+        if FEATURE in (part.index.names or ()):
+            datasets.append(to_vector_cube(part))
+        else:
+            datasets.append(xr.Dataset.from_dataframe(part.drop(columns="geometry", errors="ignore")))
+    # xarray's default compat warns (FutureWarning); values of one series agree where they meet
+    return datasets[0] if len(datasets) == 1 else xr.merge(datasets, compat="no_conflicts", join="outer")
 
 
 def _select(specs: Sequence[AssetSpec], assets: Any, purpose: str) -> Any:
