@@ -17,8 +17,9 @@ class ManualClock:
     """A clock that stands still until a test moves it: ``LocalBackend(clock=ManualClock())``.
 
     Calling it gives the current time in seconds since the epoch. It starts at ``start`` (default
-    the wall-clock time when it is made, so signed URLs look ordinary to clients) and moves only with
-    :meth:`advance` or :meth:`set`. Safe to use from several threads.
+    the wall-clock time when it is made, in whole seconds, so signed URLs look ordinary to clients
+    and a link valid for 60 s is still valid 60 s later) and moves only with :meth:`advance` or
+    :meth:`set`. Safe to use from several threads.
 
     Examples
     --------
@@ -31,7 +32,7 @@ class ManualClock:
 
     def __init__(self, start: float | None = None) -> None:
         self._lock = threading.Lock()
-        self._now = time.time() if start is None else float(start)
+        self._now = float(int(time.time())) if start is None else float(start)
 
     def __call__(self) -> float:
         with self._lock:
@@ -54,16 +55,19 @@ class ManualClock:
         return f"ManualClock({self():.3f})"
 
 
-def wait_on_clock(clock: Clock, seconds: float, stop: threading.Event) -> bool:
-    """Wait until ``clock`` has moved ``seconds`` on, or ``stop`` is set; True when ``stop`` ended the wait.
+def wait_until(clock: Clock, deadline: float | None, stop: threading.Event) -> bool:
+    """Wait until ``clock`` reads ``deadline`` or later, or ``stop`` is set; True when ``stop`` ended the wait.
 
-    The wall clock is waited on directly; any other clock is read again every 10 ms of real time.
+    ``deadline`` None waits for ``stop`` alone. Deadlines are absolute, so a clock moved before the
+    wait begins counts: a test that moves a :class:`ManualClock` after seeing a job queued cannot
+    lose that move to a race with the job's thread. The wall clock is waited on directly; any other
+    clock is read again every 10 ms of real time.
     """
-    if seconds <= 0:
-        return stop.is_set()
+    if deadline is None:
+        stop.wait()
+        return True
     if clock is time.time:
-        return stop.wait(seconds)
-    deadline = clock() + seconds
+        return stop.wait(max(0.0, deadline - time.time()))
     while clock() < deadline:
         if stop.wait(_POLL):
             return True

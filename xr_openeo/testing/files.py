@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,52 @@ def find_asset(state: ServerState, job: Job, filename: str, inner: str | None, c
 
 
 def serve_file(
-    path: Path, media_type: str, key: str, faults: Faults, state: ServerState, *, ranges: bool = True
+    path: Path,
+    media_type: str,
+    key: str,
+    faults: Faults,
+    state: ServerState,
+    *,
+    ranges: bool = True,
+    on_close: Callable[[], None] | None = None,
 ) -> Response:
     """The bytes of ``path`` as ``media_type``, honouring Range (when ``ranges``) and HEAD, with the download faults.
 
     ``key`` names the file in the fault draws: a seed reproduces the same faults across runs.
+    ``on_close`` is called once the response is done with (sent, cut short or dropped), also when
+    an injected fault answers instead; then the file may go.
     """
+    try:
+        response = _file_response(path, media_type, key, faults, state, ranges)
+    except BaseException:
+        if on_close is not None:
+            on_close()
+        raise
+    if on_close is not None:
+        response.response = _ClosingBody(response.response, on_close)
+    return response
+
+
+class _ClosingBody:
+    """A response body that calls ``on_close`` when the server closes it (werkzeug skips the
+    response's own close callbacks for a ``direct_passthrough`` body)."""
+
+    def __init__(self, body: Iterable[Any], on_close: Callable[[], None]) -> None:
+        self._body, self._on_close = body, on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._on_close()
+
+
+def _file_response(path: Path, media_type: str, key: str, faults: Faults, state: ServerState, ranges: bool) -> Response:
     method = request.method
     if method == "HEAD" and faults.head_refused:
         request.environ["xr_openeo.fault"] = "head_refused"

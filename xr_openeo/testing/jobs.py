@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .assets import WrittenAsset
-from .clock import Clock, wait_on_clock
+from .clock import Clock, wait_until
 from .collections import SyntheticCollection
 from .execution import Canceled, InjectedFailure, execute_graph
 from .faults import Faults
@@ -157,10 +157,10 @@ class JobStore:
             job.assets = []
             job.progress = 0.0
             self._set(job, "queued")
-            run = job.run
+            run, queued_at = job.run, job.updated
         shutil.rmtree(job.out_dir, ignore_errors=True)
         self.log(job, "info", "Job queued")
-        self._spawn(self._run, (job, run), f"local-backend-{job.id}")
+        self._spawn(self._run, (job, run, queued_at), f"local-backend-{job.id}")
 
     def cancel(self, job: Job) -> None:
         """Stop a queued or running job: it ends ``canceled``; its assets written so far stay."""
@@ -210,6 +210,7 @@ class JobStore:
         """
         stop, done = threading.Event(), threading.Event()
         outcome: dict[str, Any] = {}
+        started = self.clock()
 
         def checkpoint() -> None:
             if stop.is_set():
@@ -227,7 +228,7 @@ class JobStore:
                     log=lambda level, message: None,
                     checkpoint=checkpoint,
                 )
-                if wait_on_clock(self.clock, faults.run_duration, stop):
+                if wait_until(self.clock, started + faults.run_duration, stop):
                     raise Canceled
                 outcome["assets"] = assets
             except BaseException as exc:  # handed over to the waiting request
@@ -242,13 +243,9 @@ class JobStore:
 
         with self.lock:
             self._sync_stops.add(stop)
-        started = self.clock()
         self._spawn(work, (), f"local-backend-sync-{out_dir.name}")
         limit = faults.sync_time_limit
-        if limit is None:
-            done.wait()
-        else:
-            wait_on_clock(self.clock, limit, done)
+        wait_until(self.clock, None if limit is None else started + limit, done)
         if limit is not None and (not done.is_set() or outcome["finished"] - started >= limit):
             stop.set()
             if done.is_set():
@@ -296,18 +293,19 @@ class JobStore:
         if job.cancel.is_set() or job.run != run:
             raise JobCanceled
 
-    def _sleep(self, job: Job, run: int, seconds: float) -> None:
-        if wait_on_clock(self.clock, seconds, job.cancel):
+    def _sleep_until(self, job: Job, run: int, deadline: float) -> None:
+        if wait_until(self.clock, deadline, job.cancel):
             raise JobCanceled
         self._checkpoint(job, run)
 
-    def _run(self, job: Job, run: int) -> None:
+    def _run(self, job: Job, run: int, queued_at: float) -> None:
         faults = job.faults
         try:
-            self._sleep(job, run, faults.queue_duration)
+            self._sleep_until(job, run, queued_at + faults.queue_duration)
             with self.lock:
                 self._checkpoint(job, run)
                 self._set(job, "running")
+                running_at = job.updated
             self.log(job, "info", "Job started")
             staged = execute_graph(
                 job.process["process_graph"],
@@ -318,9 +316,9 @@ class JobStore:
                 blocksize=self.blocksize,
                 log=lambda level, message: self.log(job, level, message),
                 checkpoint=lambda: self._checkpoint(job, run),
-                on_failure=lambda written: self._publish(job, run, written, 0.0),
+                on_failure=lambda written: self._publish(job, run, written, running_at, 0.0),
             )
-            self._publish(job, run, staged, faults.run_duration)
+            self._publish(job, run, staged, running_at, faults.run_duration)
             with self.lock:
                 self._checkpoint(job, run)
                 self._set(job, "finished")
@@ -342,22 +340,24 @@ class JobStore:
                 self.log(job, "error", **entry)
                 self._set(job, "error")
 
-    def _publish(self, job: Job, run: int, staged: list[WrittenAsset], duration: float) -> None:
-        """Make staged assets visible one by one over ``duration`` seconds, moving progress along."""
+    def _publish(self, job: Job, run: int, staged: list[WrittenAsset], since: float, duration: float) -> None:
+        """Make staged assets visible one by one over the ``duration`` seconds from ``since``, moving progress along.
+
+        File ``i`` of ``n`` appears at ``since + duration * i / n`` (or once written, if later); the job
+        is done at ``since + duration``.
+        """
         n = len(staged)
         for i, asset in enumerate(staged):
             if i and duration:
-                self._sleep(job, run, duration / n)
+                self._sleep_until(job, run, since + duration * i / n)
             with self.lock:
                 self._checkpoint(job, run)
                 if asset not in job.assets:
                     job.assets.append(asset)
                 job.progress = 100.0 * (i + 1) / (n + 1)
                 job.updated = self.clock()
-        if duration and n:
-            self._sleep(job, run, duration / n)
-        elif duration:
-            self._sleep(job, run, duration)
+        if duration:
+            self._sleep_until(job, run, since + duration)
 
 
 def style_option(options: dict[str, Any], default: str) -> str:

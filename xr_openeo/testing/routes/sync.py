@@ -68,7 +68,9 @@ def compute_result() -> Response:
             path, media_type, name = write_archive(archive, assets, summary, style=style), TAR_MEDIA_TYPE, archive.name
         else:
             path, media_type, name = assets[0].path, assets[0].media_type, assets[0].key
-        response = serve_file(path, media_type, name, faults, state, ranges=False)
+        response = serve_file(
+            path, media_type, name, faults, state, ranges=False, on_close=lambda: _remove(folder, archive)
+        )
     except ApiError as err:
         _remove(folder, archive)
         err.error_id = err.error_id or request_id
@@ -78,7 +80,6 @@ def compute_result() -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     if faults.sync_costs is not None:
         response.headers["OpenEO-Costs"] = f"{faults.sync_costs:g}"
-    response.call_on_close(lambda: _remove(folder, archive))
     return response
 
 
