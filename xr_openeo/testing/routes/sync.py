@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from ..assets import WrittenAsset
 from ..execution import Canceled, InjectedFailure
 from ..faults import Faults
 from ..files import serve_file
@@ -51,36 +52,43 @@ def compute_result() -> Response:
         shutil.rmtree(folder, ignore_errors=True)
         raise _run_error(request_id, exc) from None
     try:
-        if not assets:
-            raise _error(request_id, 500, "Internal", "The process graph wrote no result file")
-        if needs_archive(assets):
-            now = rfc3339(state.clock())
-            summary = JobSummary(
-                id=request_id,
-                title=process.get("title"),
-                description=process.get("description") or f"Synchronous result {request_id}",
-                process=process,
-                status="finished",
-                created=now,
-                updated=now,
-                owner=owner,
-            )
-            path, media_type, name = write_archive(archive, assets, summary, style=style), TAR_MEDIA_TYPE, archive.name
-        else:
-            path, media_type, name = assets[0].path, assets[0].media_type, assets[0].key
+        path, media_type, name = _result_file(request_id, process, owner, assets, archive, style)
         response = serve_file(
             path, media_type, name, faults, state, ranges=False, on_close=lambda: _remove(folder, archive)
         )
-    except ApiError as err:
+    except BaseException as exc:
         _remove(folder, archive)
-        err.error_id = err.error_id or request_id
-        err.headers.setdefault("OpenEO-Identifier", request_id)
+        if isinstance(exc, ApiError):
+            exc.error_id = exc.error_id or request_id
+            exc.headers.setdefault("OpenEO-Identifier", request_id)
         raise
     response.headers["OpenEO-Identifier"] = request_id
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     if faults.sync_costs is not None:
         response.headers["OpenEO-Costs"] = f"{faults.sync_costs:g}"
     return response
+
+
+def _result_file(
+    request_id: str, process: dict[str, Any], owner: str, assets: list[WrittenAsset], archive: Path, style: str
+) -> tuple[Path, str, str]:
+    """(path, media type, file name) of the answer: the one result file, else the tar archive written to ``archive``."""
+    if not assets:
+        raise _error(request_id, 500, "Internal", "The process graph wrote no result file")
+    if not needs_archive(assets):
+        return assets[0].path, assets[0].media_type, assets[0].key
+    now = rfc3339(current_state().clock())
+    summary = JobSummary(
+        id=request_id,
+        title=process.get("title"),
+        description=process.get("description") or f"Synchronous result {request_id}",
+        process=process,
+        status="finished",
+        created=now,
+        updated=now,
+        owner=owner,
+    )
+    return write_archive(archive, assets, summary, style=style), TAR_MEDIA_TYPE, archive.name
 
 
 def _read_request(request_id: str) -> tuple[dict[str, Any], dict[str, Any], Faults, str]:
