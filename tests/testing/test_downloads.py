@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import rasterio
@@ -85,21 +83,23 @@ def test_unsigned_asset_urls_need_the_owners_bearer_token(backend, connection):
     assert bob.get(asset.href, expected_status=404).json()["code"] == "JobNotFound"
 
 
-def test_signed_urls_expire_and_a_fresh_results_document_renews_them(backend, connection):
-    job = run_job(connection, faults={"url_validity": 1})
+def test_signed_urls_expire_and_a_fresh_results_document_renews_them(clocked_backend, clock):
+    job = run_job(clocked_backend.connect(), faults={"url_validity": 60})
     href = first_asset(job).href
-    assert requests.get(href, timeout=10).status_code == 200
-    time.sleep(2.1)
+    clock.advance(60)
+    assert requests.get(href, timeout=10).status_code == 200  # valid up to its last second
+    clock.advance(1)
     expired = requests.get(href, timeout=10)
     assert expired.status_code == 410 and expired.json()["code"] == "ResultLinkExpired"
     fresh = first_asset(job).href  # get_results() fetches the document again
     assert fresh != href and requests.get(fresh, timeout=10).status_code == 200
 
 
-def test_expired_status_is_configurable(backend, connection):
-    job = run_job(connection, faults={"url_validity": 0, "expired_status": 403})
-    time.sleep(1.1)
-    assert requests.get(first_asset(job).href, timeout=10).status_code == 403
+def test_expired_status_is_configurable(clocked_backend, clock):
+    job = run_job(clocked_backend.connect(), faults={"url_validity": 60, "expired_status": 403})
+    href = first_asset(job).href
+    clock.advance(61)
+    assert requests.get(href, timeout=10).status_code == 403
 
 
 def test_head_refused(backend, connection):

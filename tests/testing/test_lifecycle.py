@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import openeo
 import pytest
 import rasterio
-from conftest import SMALL_EXTENT, expected_ndvi
+from conftest import SMALL_EXTENT, expected_ndvi, until
 
 
 def ndvi_cube(connection, **kwargs):
@@ -85,28 +84,31 @@ def test_a_canceled_job_ends_canceled(backend, connection):
     connection.get(f"/jobs/{job.job_id}/results", expected_status=400)
 
 
-def test_statuses_and_progress_follow_the_queue_and_run_durations(backend, connection):
+def test_statuses_and_progress_follow_the_queue_and_run_durations(clocked_backend, clock):
+    connection = clocked_backend.connect()
     job = ndvi_cube(connection).create_job(
-        out_format="GTiff", job_options={"faults": {"queue_duration": 0.6, "run_duration": 1.5}}
+        out_format="GTiff", job_options={"faults": {"queue_duration": 10, "run_duration": 30}}
     )
     job.start()
-    seen = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def state():
         info = job.describe()
-        seen.append((info["status"], info.get("progress")))
-        if info["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.05)
-    statuses = [s for s, _ in seen]
-    assert statuses[0] == "queued" and statuses[-1] == "finished"
-    assert statuses.index("running") > 0 and "running" in statuses
-    # Status only moves forward, progress never goes down.
-    order = ["queued", "running", "finished"]
-    assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
-    progress = [p for _, p in seen]
-    assert progress == sorted(progress) and progress[-1] == 100
-    assert any(0 < p < 100 for s, p in seen if s == "running")
+        return info["status"], info["progress"]
+
+    assert state() == ("queued", 0)
+    clock.advance(9.5)
+    assert state() == ("queued", 0)  # the queue lasts 10 s of the backend's clock, however long that takes here
+    clock.advance(0.5)
+    until(lambda: state()[0] == "running", "the job to run")
+    # Its 3 files appear one by one over the 30 s of its run: at 0, 10 and 20 s; it finishes at 30 s.
+    assert until(lambda: state()[1] > 0 and state(), "the first file") == ("running", 25)
+    for progress in (50, 75):
+        clock.advance(10)
+        assert until(lambda p=progress: state()[1] >= p and state(), f"progress {progress}") == ("running", progress)
+    clock.advance(10)
+    assert until(lambda: state()[0] != "running" and state(), "the end") == ("finished", 100)
+    created, updated = job.describe()["created"], job.describe()["updated"]
+    assert created < updated  # stamped by the backend's clock, which moved 40 s
 
 
 def test_job_errors_use_the_spec_codes(backend, connection):
@@ -150,9 +152,63 @@ def test_well_known_and_capabilities(backend):
         "/collections",
         "/processes",
         "/file_formats",
+        "/result",
     } <= paths
+    assert next(e["methods"] for e in caps["endpoints"] if e["path"] == "/result") == ["POST"]
     processes = requests.get(f"{backend.url}/processes", timeout=10).json()["processes"]
     assert {"load_collection", "save_result", "ndvi", "aggregate_spatial"} <= {p["id"] for p in processes}
     formats = requests.get(f"{backend.url}/file_formats", timeout=10).json()["output"]
     assert set(formats) == {"GTiff", "netCDF", "JSON", "CSV", "Parquet", "GeoJSON", "Zarr"}
     json.dumps(caps)
+
+
+def test_job_description_reports_the_job_options(backend, connection):
+    options = {"stac-version": "1.1", "faults": {"head_refused": True}}
+    job = ndvi_cube(connection).create_job(out_format="GTiff", job_options=options)
+    assert job.describe()["job_options"] == options
+    plain = ndvi_cube(connection).create_job(out_format="GTiff")
+    assert plain.describe()["job_options"] == {}
+    # The listing stays short, as the spec recommends.
+    assert all("job_options" not in j for j in connection.get("/jobs").json()["jobs"])
+
+
+# -- HTTP details found by the openEO API's test suite and an OpenAPI fuzzer (issue 11, item 10) ---------
+
+
+def test_basic_credentials_without_authorization_ask_for_authentication(backend):
+    import requests
+
+    response = requests.get(f"{backend.url}/credentials/basic", timeout=10)
+    assert response.status_code == 401 and response.json()["code"] == "AuthenticationRequired"
+    wrong = requests.get(f"{backend.url}/credentials/basic", auth=("alice", "wrong"), timeout=10)
+    assert wrong.status_code == 403 and wrong.json()["code"] == "CredentialsInvalid"
+    bearer = requests.get(f"{backend.url}/credentials/basic", headers={"Authorization": "Bearer x"}, timeout=10)
+    assert bearer.status_code == 403 and bearer.json()["code"] == "AuthenticationSchemeInvalid"
+
+
+def test_an_empty_log_level_means_every_level(backend, connection):
+    job = ndvi_cube(connection).create_job(out_format="GTiff")
+    job.start_and_wait(max_poll_interval=0.1)
+    everything = connection.get(f"/jobs/{job.job_id}/logs").json()
+    empty = connection.get(f"/jobs/{job.job_id}/logs", params={"level": ""}).json()
+    assert empty["logs"] == everything["logs"] and len(empty["logs"]) >= 4 and empty["level"] == "debug"
+    refused = connection.get(f"/jobs/{job.job_id}/logs", params={"level": "loud"}, expected_status=400)
+    assert refused.json()["code"] == "ParameterInvalid"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/jobs", {"GET", "POST"}),
+        ("PATCH", "/result", {"POST"}),
+        ("POST", "/collections", {"GET"}),
+        ("DELETE", "/", {"GET"}),
+    ],
+)
+def test_method_not_allowed_says_which_methods_are(backend, method, path, allowed):
+    import requests
+
+    response = requests.request(method, f"{backend.url}{path}", timeout=10)
+    assert response.status_code == 405 and response.json()["code"] == "MethodNotAllowed"
+    listed = {m.strip() for m in response.headers["Allow"].split(",")}
+    assert allowed <= listed <= allowed | {"HEAD", "OPTIONS"}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from conftest import SMALL_EXTENT
+from conftest import SMALL_EXTENT, until
 
 
 def gtiff_job(connection, **job_options):
@@ -81,22 +81,33 @@ def partial(connection, job):
     return connection.get(f"/jobs/{job.job_id}/results", params={"partial": "true"}).json()
 
 
-def test_partial_results_of_a_running_job_grow_until_it_finishes(backend, connection):
-    job = gtiff_job(connection, faults={"run_duration": 3})
+def test_partial_results_of_a_running_job_grow_until_it_finishes(clocked_backend, clock):
+    connection = clocked_backend.connect()
+    job = gtiff_job(connection, faults={"run_duration": 30})
     job.start()
-    counts = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def seen():
         doc = partial(connection, job)
-        counts.append((doc["openeo:status"], len(doc["assets"])))
-        if doc["openeo:status"] == "finished":
-            break
-        time.sleep(0.1)
-    assert counts[-1] == ("finished", 3)
-    running = [n for status, n in counts if status == "running"]
-    assert any(0 < n < 3 for n in running) and running == sorted(running)
-    # Each listed asset is downloadable while the job still runs.
-    assert counts[0][0] == "running"
+        return doc["openeo:status"], sorted(doc["assets"])
+
+    # The first of the 3 files appears once written; the others at 10 and 20 s of the backend's clock.
+    first = until(lambda: seen()[1] and seen(), "the first file")
+    assert first[0] == "running" and len(first[1]) == 1
+    clock.advance(9)
+    assert seen() == first
+    keys = first[1]
+    for count in (2, 3):
+        clock.advance(10 if count == 3 else 1)
+        status, now = until(lambda n=count: len(seen()[1]) == n and seen(), f"{count} files")
+        assert status == "running" and set(keys) < set(now)
+        keys = now
+        # Each listed asset is downloadable while the job still runs.
+        for asset in partial(connection, job)["assets"].values():
+            assert requests.head(asset["href"], timeout=10).status_code == 200
+    clock.advance(10)
+    assert until(lambda: seen()[0] == "finished" and seen(), "the end")[1] == sorted(
+        ["openEO_2023-01-01Z.tif", "openEO_2023-01-06Z.tif", "openEO_2023-01-11Z.tif"]
+    )
 
 
 def test_partial_results_of_a_failed_job_keep_what_was_written(backend, connection):

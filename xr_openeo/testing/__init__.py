@@ -15,6 +15,7 @@ __all__ = [
     "SyntheticCollection",
     "Band",
     "Faults",
+    "ManualClock",
     "synthetic_pixels",
     "TEST_USER",
     "OTHER_USER",
@@ -22,6 +23,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .backend import OTHER_USER, TEST_USER, LocalBackend
+    from .clock import ManualClock
     from .collections import Band, SyntheticCollection, synthetic_pixels
     from .faults import Faults
     from .process import BackendProcess
@@ -35,6 +37,7 @@ _WHERE = {
     "Band": "collections",
     "synthetic_pixels": "collections",
     "Faults": "faults",
+    "ManualClock": "clock",
 }
 
 

@@ -2,58 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
-import socket
 import tempfile
-import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
+from .clock import Clock
 from .collections import SyntheticCollection
 from .faults import Faults
 from .jobs import JobStore
 from .processes import _predefined
 from .requestlog import RequestLog, RequestRecord
 from .server import ServerState, create_app, create_asset_host_app
+from .serving import ServerThread
 from .stac import STYLES
 
 TEST_USER = ("alice", "alice123")
 OTHER_USER = ("bob", "bob123")
-
-
-_OPEN_LOCK = threading.Lock()  # guards the open_connections set of each API server
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Request handler that logs through ``logging`` at debug level instead of printing each request.
-
-    Socket operations time out: werkzeug drains a request's leftover input after answering, and a
-    client that keeps its connection open without sending would otherwise hold that thread forever.
-    """
-
-    timeout = 20
-
-    def setup(self) -> None:
-        super().setup()
-        with _OPEN_LOCK:
-            getattr(self.server, "open_connections", set()).add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with _OPEN_LOCK:
-                getattr(self.server, "open_connections", set()).discard(self.connection)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        logging.getLogger("xr_openeo.testing").debug("%s %s -> %s", self.command, self.path, code)
-
-    def log_error(self, format: str, *args: Any) -> None:
-        logging.getLogger("xr_openeo.testing").debug(format, *args)
 
 
 class LocalBackend:
@@ -78,6 +45,14 @@ class LocalBackend:
         Keep the JSON body of every response in the request log (for schema checks).
     workdir
         Where job results are written; default a temporary folder removed on exit.
+    clock
+        The backend's time (default :func:`time.time`): when signed URLs expire and whether a
+        presented one has, the asset host's presigned URLs, job timestamps and log times, the
+        ``queue_duration``/``run_duration`` fault switches and the limit of synchronous requests.
+        Tests pass a :class:`~xr_openeo.testing.ManualClock` and move it instead of sleeping
+        (``clock.advance(3600)`` expires every link signed for an hour); with one, jobs with
+        durations wait until the test moves the clock. Request timings in the request log and the
+        ``latency`` switch stay in real time.
 
     Examples
     --------
@@ -85,6 +60,13 @@ class LocalBackend:
     ...     conn = backend.connect()
     ...     cube = conn.load_collection("SENTINEL2_L2A", bands=["B04", "B08"])
     ...     job = cube.ndvi().create_job(out_format="GTiff")
+
+    Signed links that expire without sleeping:
+
+    >>> clock = ManualClock()                                  # doctest: +SKIP
+    >>> with LocalBackend(clock=clock, faults=Faults(url_validity=60)) as backend:  # doctest: +SKIP
+    ...     ...                                                # run a job, read its asset URLs
+    ...     clock.advance(61)                                  # now they answer 410 ResultLinkExpired
     """
 
     def __init__(
@@ -98,25 +80,25 @@ class LocalBackend:
         blocksize: int = 256,
         record_json: bool = False,
         workdir: str | Path | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if results_style not in STYLES:
             raise ValueError(f"results_style must be one of {STYLES}, got {results_style!r}")
         self.collections = list(collections) if collections is not None else [SyntheticCollection()]
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="xr-openeo-backend-"))
+        self.clock: Clock = clock if clock is not None else time.time
         log = RequestLog(keep_json=record_json)
+        jobs = JobStore(
+            self.workdir, self.collections, lambda: self.state.faults, results_style, blocksize, clock=self.clock
+        )
         self.state = ServerState(
-            collections=self.collections,
-            jobs=JobStore(self.workdir, self.collections, lambda: self.state.faults, results_style, blocksize),
-            log=log,
-            faults=faults or Faults(),
+            collections=self.collections, jobs=jobs, log=log, faults=faults or Faults(), clock=self.clock
         )
         self._host, self._port = host, port
-        self._server: BaseWSGIServer | None = None
+        self._server: ServerThread | None = None
         self._paused_port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._asset_server: BaseWSGIServer | None = None
-        self._asset_thread: threading.Thread | None = None
+        self._asset_server: ServerThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -128,14 +110,8 @@ class LocalBackend:
         _predefined()  # import openeo-processes-dask now, not inside the first job
         self._serve_api(self._port)
         # The separate asset host (another port) that ``Faults(redirect_assets=True)`` redirects downloads to.
-        self._asset_server = make_server(
-            self._host, 0, create_asset_host_app(self.state), threaded=True, request_handler=_QuietHandler
-        )
-        self._asset_thread = threading.Thread(
-            target=self._asset_server.serve_forever, name="local-openeo-asset-host", daemon=True
-        )
-        self._asset_thread.start()
-        self.state.asset_host = f"http://{self._host}:{self._asset_server.server_port}"
+        self._asset_server = ServerThread(self._host, 0, create_asset_host_app(self.state), "local-openeo-asset-host")
+        self.state.asset_host = f"http://{self._host}:{self._asset_server.port}"
         return self
 
     def stop(self) -> None:
@@ -144,13 +120,11 @@ class LocalBackend:
         self._close_api()
         self._paused_port = None
         if self._asset_server is not None:
-            self._asset_server.shutdown()
-            self._asset_server.server_close()
-            if self._asset_thread is not None:
-                self._asset_thread.join(10)
+            self._asset_server.stop()
             self._asset_server = None
         self.state.asset_host = None
         self.state.jobs.wait_idle()
+        # (room for processes.shutdown_workers(): end worker processes the engine started)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -162,7 +136,7 @@ class LocalBackend:
         """
         if self._server is None:
             raise RuntimeError("The backend is not running (or already paused)")
-        self._paused_port = self._server.server_port
+        self._paused_port = self._server.port
         self._close_api()
 
     def resume(self) -> LocalBackend:
@@ -174,27 +148,12 @@ class LocalBackend:
         return self
 
     def _serve_api(self, port: int) -> None:
-        server = make_server(self._host, port, create_app(self.state), threaded=True, request_handler=_QuietHandler)
-        server.open_connections = set()  # type: ignore[attr-defined]  # kept by _QuietHandler; pause() closes them
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="local-openeo-backend", daemon=True)
-        self._thread.start()
+        self._server = ServerThread(self._host, port, create_app(self.state), "local-openeo-backend")
 
     def _close_api(self) -> None:
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with _OPEN_LOCK:
-            connections = list(getattr(server, "open_connections", ()))
-        for conn in connections:  # keep-alive connections would otherwise still be served
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(10)
+        if server is not None:
+            server.stop()
 
     def __enter__(self) -> LocalBackend:
         return self.start()
@@ -205,10 +164,9 @@ class LocalBackend:
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (``python -m xr_openeo.testing``)."""
         self.start()
-        assert self._thread is not None
         try:
-            while self._thread.is_alive():
-                self._thread.join(0.5)
+            while self._server is not None and self._server.is_alive():
+                self._server.join(0.5)
         finally:
             self.stop()
 
@@ -220,7 +178,7 @@ class LocalBackend:
             return self._paused_port
         if self._server is None:
             raise RuntimeError("The backend is not running: use `with LocalBackend() as backend:` or call start()")
-        return self._server.server_port
+        return self._server.port
 
     @property
     def root_url(self) -> str:

@@ -34,6 +34,13 @@ class Faults:
         chunked, no Content-Length), ``error_rate`` (fraction of asset requests that fail, each
         with one of ``error_kinds``: HTTP 500, 503, a dropped connection, or a body truncated
         halfway), decided by ``seed`` so a run is reproducible.
+    Synchronous processing (``POST /result``)
+        ``sync_time_limit`` (seconds a synchronous request may compute, by the backend's clock; None:
+        no limit), ``sync_timeout_status`` (how the limit answers: 408 with the openEO error
+        ``RequestTimeout``, or 504 with the HTML page of a gateway that gave up waiting, as behind a
+        proxy), ``sync_costs`` (value of the ``OpenEO-Costs`` header; None: no header). The job
+        switches ``run_duration`` and ``fail`` apply too, and the download switches (``error_rate``…)
+        apply to the result body.
     Every request
         ``latency`` (seconds added before answering).
     """
@@ -54,6 +61,9 @@ class Faults:
     error_kinds: tuple[str, ...] = ERROR_KINDS
     seed: int = 0
     latency: float = 0.0
+    sync_time_limit: float | None = None
+    sync_timeout_status: int = 408
+    sync_costs: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
@@ -63,7 +73,17 @@ class Faults:
             raise ValueError(f"error_kinds must be a non-empty subset of {ERROR_KINDS}, got {self.error_kinds!r}")
         if self.expired_status not in (400, 403, 404, 410):
             raise ValueError(f"expired_status must be 400, 403, 404 or 410, got {self.expired_status!r}")
-        for name in ("queue_duration", "run_duration", "url_validity", "canonical_validity", "latency"):
+        if self.sync_timeout_status not in (408, 504):
+            raise ValueError(f"sync_timeout_status must be 408 or 504, got {self.sync_timeout_status!r}")
+        for name in (
+            "queue_duration",
+            "run_duration",
+            "url_validity",
+            "canonical_validity",
+            "latency",
+            "sync_time_limit",
+            "sync_costs",
+        ):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
 

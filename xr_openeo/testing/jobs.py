@@ -1,4 +1,4 @@
-"""Batch jobs of the local backend: state, lifecycle and the thread that runs each one."""
+"""Jobs of the local backend: batch jobs' state, lifecycle and threads, and synchronous runs with a time limit."""
 
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .assets import WrittenAsset
+from .clock import Clock, wait_until
 from .collections import SyntheticCollection
+from .execution import Canceled, InjectedFailure, execute_graph
 from .faults import Faults
-from .processes import run_graph
 from .stac import STYLES, JobSummary
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -30,12 +29,11 @@ def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class JobCanceled(Exception):
-    """Raised inside a job's thread when the job was canceled."""
+JobCanceled = Canceled  # the name this module used before the run moved to execution.py
 
 
-class InjectedFailure(Exception):
-    """The failure a job was told to have (fault switch ``fail``)."""
+class SyncTimeout(Exception):
+    """A synchronous run did not finish within its time limit (``Faults.sync_time_limit``)."""
 
 
 @dataclass
@@ -51,8 +49,8 @@ class Job:
     faults: Faults
     style: str
     out_dir: Path
-    created: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
+    created: float = 0.0  # seconds since the epoch, by the store's clock
+    updated: float = 0.0
     status: str = "created"
     progress: float = 0.0
     assets: list[WrittenAsset] = field(default_factory=list)
@@ -85,6 +83,7 @@ class Job:
         }
         if full:
             doc["process"] = self.process
+            doc["job_options"] = self.job_options  # as openeo-python-driver's job registry keeps them
         return doc
 
     def last_error(self) -> dict[str, Any] | None:
@@ -93,7 +92,11 @@ class Job:
 
 
 class JobStore:
-    """All jobs of one backend, and the threads running them."""
+    """All jobs of one backend, and the threads running them (batch jobs and synchronous requests).
+
+    ``clock`` (default :func:`time.time`) stamps jobs and log entries and times the queue and run
+    durations of the fault switches and the limit of synchronous runs.
+    """
 
     def __init__(
         self,
@@ -102,15 +105,18 @@ class JobStore:
         faults: Callable[[], Faults],
         default_style: str,
         blocksize: int,
+        clock: Clock = time.time,
     ) -> None:
         self.root = root
         self.collections = list(collections)
         self._faults = faults
         self.default_style = default_style
         self.blocksize = blocksize
+        self.clock = clock
         self.lock = threading.RLock()
         self.jobs: dict[str, Job] = {}
         self._threads: list[threading.Thread] = []
+        self._sync_stops: set[threading.Event] = set()
         self._log_ids = itertools.count(1)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -131,8 +137,10 @@ class JobStore:
             description=body.get("description"),
             job_options=options,
             faults=self._faults().merged(options.get("faults")),
-            style=_style(options, self.default_style),
+            style=style_option(options, self.default_style),
             out_dir=self.root / job_id,
+            created=self.clock(),
+            updated=self.clock(),
         )
         with self.lock:
             self.jobs[job_id] = job
@@ -149,13 +157,10 @@ class JobStore:
             job.assets = []
             job.progress = 0.0
             self._set(job, "queued")
-            run = job.run
+            run, queued_at = job.run, job.updated
         shutil.rmtree(job.out_dir, ignore_errors=True)
         self.log(job, "info", "Job queued")
-        thread = threading.Thread(target=self._run, args=(job, run), name=f"local-backend-{job.id}", daemon=True)
-        with self.lock:
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        self._spawn(self._run, (job, run, queued_at), f"local-backend-{job.id}")
 
     def cancel(self, job: Job) -> None:
         """Stop a queued or running job: it ends ``canceled``; its assets written so far stay."""
@@ -173,19 +178,87 @@ class JobStore:
         shutil.rmtree(job.out_dir, ignore_errors=True)
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Join the job threads (used on shutdown so no thread writes into a deleted folder)."""
+        """Stop every job and synchronous run and join their threads (so no thread writes into a deleted folder)."""
         with self.lock:
             for job in self.jobs.values():
                 job.cancel.set()
+            for stop in self._sync_stops:
+                stop.set()
             threads = list(self._threads)
         deadline = time.monotonic() + timeout
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
+    # -- synchronous runs ------------------------------------------------------------------------
+
+    def run_sync(
+        self, process_graph: dict[str, Any], *, job_options: dict[str, Any], faults: Faults, out_dir: Path
+    ) -> list[WrittenAsset]:
+        """Run a synchronous request's graph into ``out_dir`` as a batch job would, within the time limit.
+
+        The graph runs in a thread of its own (as a job's does) for at least ``faults.run_duration``
+        seconds, while the calling request waits at most ``faults.sync_time_limit`` seconds of the
+        store's clock. A run that has not finished within the limit is abandoned: it stops at its
+        next file and removes ``out_dir`` itself.
+
+        Raises
+        ------
+        SyncTimeout
+            The run did not finish within ``faults.sync_time_limit`` (a limit of 0 always strikes).
+        InjectedFailure
+            The ``fail`` switch; any other exception is the graph's own failure, re-raised here.
+        """
+        stop, done = threading.Event(), threading.Event()
+        outcome: dict[str, Any] = {}
+        started = self.clock()
+
+        def checkpoint() -> None:
+            if stop.is_set():
+                raise Canceled
+
+        def work() -> None:
+            try:
+                assets = execute_graph(
+                    process_graph,
+                    collections=self.collections,
+                    out_dir=out_dir,
+                    job_options=job_options,
+                    faults=faults,
+                    blocksize=self.blocksize,
+                    log=lambda level, message: None,
+                    checkpoint=checkpoint,
+                )
+                if wait_until(self.clock, started + faults.run_duration, stop):
+                    raise Canceled
+                outcome["assets"] = assets
+            except BaseException as exc:  # handed over to the waiting request
+                outcome["error"] = exc
+            finally:
+                outcome["finished"] = self.clock()
+                done.set()
+                if stop.is_set():  # the request gave up on this run (or the backend stops): nobody reads it
+                    shutil.rmtree(out_dir, ignore_errors=True)
+                with self.lock:
+                    self._sync_stops.discard(stop)
+
+        with self.lock:
+            self._sync_stops.add(stop)
+        self._spawn(work, (), f"local-backend-sync-{out_dir.name}")
+        limit = faults.sync_time_limit
+        wait_until(self.clock, None if limit is None else started + limit, done)
+        if limit is not None and (not done.is_set() or outcome["finished"] - started >= limit):
+            stop.set()
+            if done.is_set():
+                shutil.rmtree(out_dir, ignore_errors=True)
+            raise SyncTimeout(f"The synchronous request did not finish within its limit of {limit:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["assets"]
+
     # -- logs ------------------------------------------------------------------------------------
 
     def log(self, job: Job, level: str, message: str, **extra: Any) -> None:
-        entry = {"id": str(next(self._log_ids)), "level": level, "message": message, "time": rfc3339(time.time())}
+        entry = {"id": str(next(self._log_ids)), "level": level, "message": message, "time": rfc3339(self.clock())}
         entry.update(extra)
         with self.lock:
             job.logs.append(entry)
@@ -204,9 +277,15 @@ class JobStore:
 
     # -- the job's thread ------------------------------------------------------------------------
 
+    def _spawn(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        with self.lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
     def _set(self, job: Job, status: str) -> None:
         job.status = status
-        job.updated = time.time()
+        job.updated = self.clock()
         if status == "finished":
             job.progress = 100.0
 
@@ -214,54 +293,32 @@ class JobStore:
         if job.cancel.is_set() or job.run != run:
             raise JobCanceled
 
-    def _sleep(self, job: Job, run: int, seconds: float) -> None:
-        if seconds > 0 and job.cancel.wait(seconds):
+    def _sleep_until(self, job: Job, run: int, deadline: float) -> None:
+        if wait_until(self.clock, deadline, job.cancel):
             raise JobCanceled
         self._checkpoint(job, run)
 
-    def _run(self, job: Job, run: int) -> None:
+    def _run(self, job: Job, run: int, queued_at: float) -> None:
         faults = job.faults
         try:
-            self._sleep(job, run, faults.queue_duration)
+            self._sleep_until(job, run, queued_at + faults.queue_duration)
             with self.lock:
                 self._checkpoint(job, run)
                 self._set(job, "running")
+                running_at = job.updated
             self.log(job, "info", "Job started")
-            staged: list[WrittenAsset] = []
-
-            def save(data, format, options, *, crs_epsg, nodata):
-                from .writers import save_result
-
-                def on_asset(asset: WrittenAsset) -> None:
-                    self._checkpoint(job, run)
-                    staged.append(asset)
-                    if faults.fail is not None and len(staged) >= max(faults.fail_after_assets, 1):
-                        self._publish(job, run, staged[: faults.fail_after_assets], 0.0)
-                        raise InjectedFailure(faults.fail)
-
-                job.out_dir.mkdir(parents=True, exist_ok=True)
-                self.log(job, "info", f"save_result: format {format}")
-                save_result(
-                    data,
-                    format,
-                    options,
-                    job.out_dir,
-                    crs_epsg=crs_epsg,
-                    nodata=nodata,
-                    blocksize=self.blocksize,
-                    on_asset=on_asset,
-                )
-
-            if faults.fail is not None and faults.fail_after_assets == 0:
-                raise InjectedFailure(faults.fail)
-            # Floating-point warnings (0/0 on nodata pixels) are a job's business, not the host process's:
-            # without this, a test session running with -W error would fail every NDVI job.
-            # dask runs its threaded tasks in a copy of this context, so the setting reaches every task.
-            with np.errstate(all="ignore"):
-                run_graph(
-                    job.process["process_graph"], self.collections, save, lambda lvl, msg: self.log(job, lvl, msg)
-                )
-            self._publish(job, run, staged, faults.run_duration)
+            staged = execute_graph(
+                job.process["process_graph"],
+                collections=self.collections,
+                out_dir=job.out_dir,
+                job_options=job.job_options,
+                faults=faults,
+                blocksize=self.blocksize,
+                log=lambda level, message: self.log(job, level, message),
+                checkpoint=lambda: self._checkpoint(job, run),
+                on_failure=lambda written: self._publish(job, run, written, running_at, 0.0),
+            )
+            self._publish(job, run, staged, running_at, faults.run_duration)
             with self.lock:
                 self._checkpoint(job, run)
                 self._set(job, "finished")
@@ -283,25 +340,28 @@ class JobStore:
                 self.log(job, "error", **entry)
                 self._set(job, "error")
 
-    def _publish(self, job: Job, run: int, staged: list[WrittenAsset], duration: float) -> None:
-        """Make staged assets visible one by one over ``duration`` seconds, moving progress along."""
+    def _publish(self, job: Job, run: int, staged: list[WrittenAsset], since: float, duration: float) -> None:
+        """Make staged assets visible one by one over the ``duration`` seconds from ``since``, moving progress along.
+
+        File ``i`` of ``n`` appears at ``since + duration * i / n`` (or once written, if later); the job
+        is done at ``since + duration``.
+        """
         n = len(staged)
         for i, asset in enumerate(staged):
             if i and duration:
-                self._sleep(job, run, duration / n)
+                self._sleep_until(job, run, since + duration * i / n)
             with self.lock:
                 self._checkpoint(job, run)
                 if asset not in job.assets:
                     job.assets.append(asset)
                 job.progress = 100.0 * (i + 1) / (n + 1)
-                job.updated = time.time()
-        if duration and n:
-            self._sleep(job, run, duration / n)
-        elif duration:
-            self._sleep(job, run, duration)
+                job.updated = self.clock()
+        if duration:
+            self._sleep_until(job, run, since + duration)
 
 
-def _style(options: dict[str, Any], default: str) -> str:
+def style_option(options: dict[str, Any], default: str) -> str:
+    """The results-document style that job options ``results-style`` / ``stac-version`` choose, else ``default``."""
     style = options.get("results-style")
     if style is None and "stac-version" in options:
         style = {"1.0": "stac-1.0", "1.1": "stac-1.1"}.get(str(options["stac-version"]))

@@ -7,12 +7,19 @@ import hashlib
 import hmac
 import time
 
+from .clock import Clock
+
 
 class UrlSigner:
-    """Signs and checks ``…/{user_b64}/{signature}/…?expires=<unix seconds>`` URLs."""
+    """Signs and checks ``…/{user_b64}/{signature}/…?expires=<unix seconds>`` URLs.
 
-    def __init__(self, secret: bytes) -> None:
+    ``clock`` (default :func:`time.time`) decides both when a new signature expires and whether a
+    presented one has: a test moves a :class:`~xr_openeo.testing.clock.ManualClock` instead of sleeping.
+    """
+
+    def __init__(self, secret: bytes, clock: Clock = time.time) -> None:
         self._secret = secret
+        self._clock = clock
 
     @staticmethod
     def encode_user(user: str) -> str:
@@ -27,7 +34,12 @@ class UrlSigner:
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
     def expiry(self, validity: float, now: float | None = None) -> int:
-        return int((time.time() if now is None else now) + validity)
+        """The ``expires`` value of a signature made now (or at ``now``) that lasts ``validity`` seconds."""
+        return int((self._clock() if now is None else now) + validity)
+
+    def expired(self, expires: int) -> bool:
+        """Whether a signature with this ``expires`` value has expired by the signer's clock."""
+        return self._clock() > expires
 
     def check(self, job_id: str, user_b64: str, signature: str, target: str, expires: str | None) -> tuple[str, str]:
         """``(user, problem)`` where problem is ``""`` (valid), ``"invalid"`` or ``"expired"``."""
@@ -38,6 +50,6 @@ class UrlSigner:
             return "", "invalid"
         if exp is None or not hmac.compare_digest(self.signature(job_id, user, target, exp), signature):
             return user, "invalid"
-        if time.time() > exp:
+        if self.expired(exp):
             return user, "expired"
         return user, ""

@@ -1,0 +1,124 @@
+"""A threaded WSGI server on a background thread that stops at once, closing its keep-alive connections.
+
+werkzeug's server (like :mod:`socketserver`'s) notices a shutdown request only when its wait for
+connections times out, every 0.5 s; a test suite that starts and stops a backend per test spends most
+of its teardown there. :class:`ServerThread` waits on the listening socket and on a wake-up socket
+together, so stopping it takes no time.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+from typing import Any
+
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+_log = logging.getLogger("xr_openeo.testing")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Request handler that logs through ``logging`` at debug level instead of printing each request.
+
+    Socket operations time out: werkzeug drains a request's leftover input after answering, and a
+    client that keeps its connection open without sending would otherwise hold that thread forever.
+    """
+
+    timeout = 20
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        _log.debug("%s %s -> %s", self.command, self.path, code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        _log.debug(format, *args)
+
+
+class _Server(ThreadedWSGIServer):
+    """werkzeug's threaded server with an immediate stop and a record of its open connections."""
+
+    timeout = 0  # handle_request() after select() said "ready": never block if the connection went away
+
+    def __init__(self, host: str, port: int, app: Any) -> None:
+        super().__init__(host, port, app, handler=_QuietHandler)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wake_receiver, self._wake_sender = socket.socketpair()
+
+    def track(self, connection: socket.socket, is_open: bool) -> None:
+        with self._connections_lock:
+            if is_open:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Accept connections until :meth:`stop`; ``poll_interval`` is unused (a wake-up socket ends the wait)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_receiver, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                ready = selector.select()
+                if self._stopping.is_set():
+                    break
+                if any(key.fileobj is self.socket for key, _ in ready):
+                    self.handle_request()
+
+    def stop(self) -> None:
+        """Make :meth:`serve_forever` return at once (from another thread)."""
+        self._stopping.set()
+        try:
+            self._wake_sender.send(b"\0")
+        except OSError:
+            pass
+
+    def close_all(self) -> None:
+        """Close the listening socket and shut every open connection down (after :meth:`serve_forever` ended)."""
+        self.server_close()
+        self._wake_sender.close()
+        self._wake_receiver.close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:  # keep-alive connections would otherwise still be served
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ServerThread:
+    """``app`` served on ``host:port`` (0: a free port) from a daemon thread, until :meth:`stop`."""
+
+    def __init__(self, host: str, port: int, app: Any, name: str) -> None:
+        self._server = _Server(host, port, app)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving: new connections are refused and open ones closed; returns once the thread ended."""
+        self._server.stop()
+        self._thread.join(timeout)
+        self._server.close_all()
