@@ -250,6 +250,7 @@ class JobStore:
                     nodata=nodata,
                     blocksize=self.blocksize,
                     on_asset=on_asset,
+                    job_options=job.job_options,
                 )
 
             if faults.fail is not None and faults.fail_after_assets == 0:
