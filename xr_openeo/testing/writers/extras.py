@@ -62,11 +62,11 @@ def gdalinfo(path: Path, values: np.ndarray) -> dict[str, Any]:
         tags = src.tags()
         structure = src.tags(ns="IMAGE_STRUCTURE")
     corners = {
-        "upperLeft": transform * (0, 0),
-        "lowerLeft": transform * (0, height),
-        "lowerRight": transform * (width, height),
-        "upperRight": transform * (width, 0),
-        "center": transform * (width / 2, height / 2),
+        "upperLeft": transform @ (0, 0),
+        "lowerLeft": transform @ (0, height),
+        "lowerRight": transform @ (width, height),
+        "upperRight": transform @ (width, 0),
+        "center": transform @ (width / 2, height / 2),
     }
     to_lonlat = Transformer.from_crs(crs, 4326, always_xy=True)
     ring = [list(to_lonlat.transform(*corners[k])) for k in ("upperLeft", "lowerLeft", "lowerRight", "upperRight")]

@@ -70,7 +70,7 @@ class Grid:
         """The grid of the pixels ``rows`` × ``cols`` of this one."""
         start_row, stop_row, _ = rows.indices(self.shape[0])
         start_col, stop_col, _ = cols.indices(self.shape[1])
-        transform = self.transform * Affine.translation(start_col, start_row)
+        transform = self.transform @ Affine.translation(start_col, start_row)
         return Grid(transform, (stop_row - start_row, stop_col - start_col), self.crs_epsg)
 
 

@@ -164,18 +164,14 @@ def _piece(name: str, members: np.ndarray) -> Piece:
 
 
 def _bbox_window(bounds: Sequence[float], grid: Grid) -> tuple[slice, slice]:
-    """Rows and columns of the pixels that overlap ``bounds`` (west, south, east, north)."""
+    """Rows and columns of the pixels that overlap ``bounds`` (west, south, east, north); a point gets its pixel."""
     west, south, east, north = bounds
     t = grid.transform
-    c0 = max(0, math.floor((west - t.c) / t.a + 1e-9))
-    c1 = min(grid.shape[1], math.ceil((east - t.c) / t.a - 1e-9))
-    r0 = max(0, math.floor((north - t.f) / t.e + 1e-9))
-    r1 = min(grid.shape[0], math.ceil((south - t.f) / t.e - 1e-9))
-    if c1 == c0 and east == west:  # a point on the grid still samples its pixel
-        c1 += 1
-    if r1 == r0 and north == south:
-        r1 += 1
-    return slice(r0, r1), slice(c0, c1)
+    c0 = math.floor((west - t.c) / t.a + 1e-9)
+    c1 = max(math.ceil((east - t.c) / t.a - 1e-9), c0 + 1)
+    r0 = math.floor((north - t.f) / t.e + 1e-9)
+    r1 = max(math.ceil((south - t.f) / t.e - 1e-9), r0 + 1)
+    return slice(max(r0, 0), min(r1, grid.shape[0])), slice(max(c0, 0), min(c1, grid.shape[1]))
 
 
 def _degree_name(lon: int, lat: int) -> str:
