@@ -105,7 +105,7 @@ def feature_pieces(geometries: Any, grid: Grid, id_property: str | None) -> list
 
     if not geometries:
         raise ValueError("save_result: sample_by_feature needs the features of a filter_spatial in the process graph.")
-    frame = _features(geometries).to_crs(grid.crs_epsg)
+    frame = features_frame(geometries).to_crs(grid.crs_epsg)
     if id_property is not None and id_property not in frame.columns:
         raise ValueError(f"save_result: feature_id_property {id_property!r} is no property of the features.")
     pieces = []
@@ -124,7 +124,14 @@ def feature_pieces(geometries: Any, grid: Grid, id_property: str | None) -> list
     return pieces
 
 
-def _features(geometries: Any) -> Any:
+def features_frame(geometries: Any) -> Any:
+    """A GeoDataFrame of a GeoJSON geometry, Feature or FeatureCollection (EPSG:4326, openEO's default).
+
+    Raises
+    ------
+    ValueError
+        ``geometries`` is no GeoJSON object.
+    """
     import geopandas as gpd
     import shapely.geometry
 
@@ -136,7 +143,7 @@ def _features(geometries: Any) -> Any:
         return gpd.GeoDataFrame.from_features([geometries], crs=4326)
     if isinstance(geometries, dict) and "type" in geometries:
         return gpd.GeoDataFrame(geometry=[shapely.geometry.shape(geometries)], crs=4326)
-    raise ValueError(f"save_result: sample_by_feature cannot read the features {str(geometries)[:200]!r}.")
+    raise ValueError(f"geometries must be GeoJSON, got {str(geometries)[:200]!r}.")
 
 
 def _centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
