@@ -3,8 +3,10 @@
 ``load_collection``, ``load_stac``, ``filter_spatial`` and ``save_result`` are the backend's own;
 ``save_result`` gets the last ``filter_spatial``'s geometries to split a result per feature
 (``sample_by_feature``), as geopyspark passes them on. Graphs
-run with joblib's threading backend: xvec's zonal statistics (``aggregate_spatial``) would
-otherwise start loky worker processes that outlive the job and the backend.
+run with joblib's sequential backend: xvec's zonal statistics (``aggregate_spatial``) would
+otherwise start loky worker processes that outlive the job and the backend; and in threads,
+rasterio's per-geometry masks toggle the process-wide warning filters concurrently, so a host that
+turns warnings into errors sees a ``NotGeoreferencedWarning`` now and then.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def run_graph(
         registry[name] = Process(spec=specs[name], implementation=implementation)
     if not any(node.get("process_id") == "save_result" for node in process_graph.values()):
         raise ValueError("The process graph has no save_result node: a batch job must save its result")
-    with parallel_config(backend="threading"):
+    with parallel_config(backend="sequential"):
         OpenEOProcessGraph({"process_graph": process_graph}).to_callable(process_registry=registry)()
 
 
