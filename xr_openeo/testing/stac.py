@@ -1,6 +1,6 @@
 """Batch-job results documents (``GET /jobs/{id}/results``) in the styles real backends serve.
 
-Three styles, after ``reference/openeo-results.md`` §2:
+Three styles, after openeo-python-driver's results views (``views.py``) and openeo-geopyspark-driver:
 
 - ``"item"``: the API 1.0 STAC Item the python-driver still serves under ``/openeo/1.0/``
   (``stac_version`` 0.9.0, top-level ``openeo:status``, job-level ``proj:*`` in ``properties``,
@@ -10,6 +10,10 @@ Three styles, after ``reference/openeo-results.md`` §2:
 - ``"stac-1.1"``: geopyspark's STAC 1.1 Collection; one item per date (per file when dateless),
   collection asset keys ``{item_id}_{item asset key}``, band metadata in ``bands``, ``item_assets``.
 
+Split outputs (``tile_grid``, ``sample_by_feature``) get an item per file (per date and tile in STAC
+1.1), a ``*_gdalinfo.json`` metadata asset no item of its own (STAC 1.0) or a place in its GeoTIFF's
+item (STAC 1.1), and a model file the ml-model item ``ml_model_metadata.json``.
+
 The functions here are pure: they build plain JSON-serialisable dicts from :class:`WrittenAsset`
 records; URLs (signing, expiry) come from the caller's :class:`Urls`.
 """
@@ -18,25 +22,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from xr_openeo.testing.assets import MODEL_END, MODEL_ITEM_ID, MODEL_START, WrittenAsset
+from xr_openeo.testing.assets import MODEL_ITEM_ID, WrittenAsset
 from xr_openeo.testing.stac_fields import (
-    OCTET,
     WORLD,
     BBox,
     JobGrid,
     asset_object,
-    band_fields,
     bbox_4326,
     datetime_properties,
     footprint,
     job_grid,
     proj_fields,
-    rfc3339,
     time_span,
     union,
+)
+from xr_openeo.testing.stac_items import (
+    ML_MODEL_EXTENSION,
+    item_asset_keys,
+    item_assets,
+    items_1_0,
+    items_1_1,
+    model_item,
 )
 
 STYLES = ("item", "stac-1.0", "stac-1.1")
@@ -66,13 +74,8 @@ _RESULT_STATUS = {
     "canceled": "canceled",
 }
 _UNFINISHED = frozenset({"created", "queued", "running"})
-# geopyspark "STAC 1.0" style: media types that get an item link (JSON/GeoJSON do not).
-_ITEM_MEDIA_TOKENS = ("geotiff", "netcdf", "text", "csv", "parquet")
 _JSON = "application/json"
 _GEOJSON = "application/geo+json"
-_ML_MODEL_EXTENSION = "https://stac-extensions.github.io/ml-model/v1.0.0/schema.json"
-# geopyspark gives its models a near-world footprint.
-_MODEL_BBOX = (-179.999, -89.999, 179.999, 89.999)
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,9 @@ def item_ids(assets: Sequence[WrittenAsset], *, style: str, job_id: str) -> dict
     """
     _check_style(style)
     if style == "stac-1.0":
-        return {(MODEL_ITEM_ID if a.model else a.key): [a] for a in assets if a.model or _has_item_1_0(a)}
+        return items_1_0(assets)
     if style == "stac-1.1":
-        return _items_1_1(assets, job_id)
+        return items_1_1(assets, job_id)
     return {}
 
 
@@ -189,8 +192,15 @@ def item_document(
         raise ValueError("the 'item' style (API 1.0 STAC Item) has no item documents")
     members = item_ids(assets, style=style, job_id=job.id)[item_id]
     if members[0].model is not None:
-        return _model_item(job, members[0], style=style, urls=urls)
-    keys = [a.key for a in members] if style == "stac-1.0" else _item_asset_keys(members)
+        return model_item(
+            job.id,
+            members[0],
+            stac_version=_STAC_VERSION[style],
+            item_url=urls.item(MODEL_ITEM_ID),
+            asset_url=urls.asset(members[0].key),
+            collection_url=urls.self_url(),
+        )
+    keys = [a.key for a in members] if style == "stac-1.0" else item_asset_keys(members)
     grid = job_grid(assets)
     bbox = union(bbox_4326(a) for a in members)
     doc: dict[str, Any] = {
@@ -232,7 +242,7 @@ def _collection(
     doc: dict[str, Any] = {
         "type": "Collection",
         "stac_version": _STAC_VERSION[style],
-        "stac_extensions": list(_EXTENSIONS[style]) + ([_ML_MODEL_EXTENSION] if models else []),
+        "stac_extensions": list(_EXTENSIONS[style]) + ([ML_MODEL_EXTENSION] if models else []),
         "id": job.id,
         **({"title": job.title} if job.title else {}),
         "description": job.description or f"Results for batch job {job.id}",
@@ -250,7 +260,7 @@ def _collection(
             "ml-model:architecture": [models[0].architecture],
         }
     if style == "stac-1.1" and not stub:
-        doc["item_assets"] = _item_assets(items)
+        doc["item_assets"] = item_assets(items)
     return doc
 
 
@@ -273,43 +283,6 @@ def _item_results(
         "properties": properties,
         "links": _document_links(urls, _GEOJSON, stub),
         "assets": {a.key: asset_object(a, urls.asset(a.key), "item", None) for a in assets},
-    }
-
-
-def _model_item(job: JobSummary, asset: WrittenAsset, *, style: str, urls: Urls) -> dict[str, Any]:
-    """The ml-model Item of a model file, as geopyspark's ``get_model_metadata`` describes it."""
-    model = asset.model
-    assert model is not None
-    return {
-        "type": "Feature",
-        "stac_version": _STAC_VERSION[style],
-        "stac_extensions": [_ML_MODEL_EXTENSION],
-        "id": model.id,
-        "collection": job.id,
-        **footprint(_MODEL_BBOX),
-        "properties": {
-            "datetime": None,
-            "start_datetime": MODEL_START,
-            "end_datetime": MODEL_END,
-            "ml-model:type": "ml-model",
-            "ml-model:learning_approach": "supervised",
-            "ml-model:prediction_type": "classification",
-            "ml-model:architecture": model.architecture,
-            "ml-model:training-processor-type": "cpu",
-            "ml-model:training-os": "linux",
-        },
-        "links": [
-            {"rel": "self", "href": urls.item(MODEL_ITEM_ID), "type": _JSON},
-            {"rel": "collection", "href": urls.self_url(), "type": _JSON},
-        ],
-        "assets": {
-            "model": {
-                "href": urls.asset(asset.key),
-                "type": asset.media_type,
-                "title": model.title,
-                "roles": ["ml-model:checkpoint"],
-            }
-        },
     }
 
 
@@ -351,69 +324,6 @@ def _stub_extent() -> dict[str, Any]:
     return {"spatial": {"bbox": [list(WORLD)]}, "temporal": {"interval": [[None, None]]}}
 
 
-# ---------------------------------------------------------------------------------------------
-# items
-
-
-def _has_item_1_0(asset: WrittenAsset) -> bool:
-    """geopyspark "STAC 1.0": item links only for data files of raster/table media types."""
-    media_type = asset.media_type.lower()
-    return "data" in asset.roles and any(token in media_type for token in _ITEM_MEDIA_TOKENS)
-
-
-def _items_1_1(assets: Sequence[WrittenAsset], job_id: str) -> dict[str, list[WrittenAsset]]:
-    """One item per (datetime, tile), one per dateless file; in order of first appearance."""
-    dateless = [a for a in assets if a.datetime is None and a.describes is None and a.model is None]
-    stems = [PurePosixPath(a.key).stem for a in dateless]
-    items: dict[str, list[WrittenAsset]] = {}
-    item_of: dict[str, str] = {}
-    for asset in assets:
-        if asset.model is not None:
-            item_id = MODEL_ITEM_ID
-        elif asset.describes is not None and asset.describes in item_of:
-            item_id = item_of[asset.describes]
-        elif asset.datetime is not None:
-            item_id = f"{job_id}_{rfc3339(asset.datetime)}" + (f"_{asset.tile}" if asset.tile else "")
-        else:
-            stem = PurePosixPath(asset.key).stem
-            item_id = f"{job_id}_{stem if stems.count(stem) == 1 else asset.key}"
-        item_of[asset.key] = item_id
-        items.setdefault(item_id, []).append(asset)
-    return items
-
-
-def _item_asset_keys(members: Sequence[WrittenAsset]) -> list[str]:
-    """Asset keys inside a STAC-1.1 item.
-
-    ``openEO`` for its one data file (band names, else file names, if several); ``model`` for a
-    model; metadata files (``*_gdalinfo.json``) by file name.
-    """
-    data = [a for a in members if a.describes is None]
-    if len(data) == 1:
-        names = ["model" if data[0].model else "openEO"]
-    else:
-        names = [a.bands[0] if len(a.bands) == 1 else a.key for a in data]
-        if len(set(names)) != len(names):
-            names = [a.key for a in data]
-    by_key = dict(zip((a.key for a in data), names, strict=True))
-    return [by_key.get(a.key, a.key) if a.describes is None else a.key for a in members]
-
-
-def _item_assets(items: dict[str, list[WrittenAsset]]) -> dict[str, dict[str, Any]]:
-    """STAC 1.1 ``item_assets``: per unprefixed item asset key, the first asset's description."""
-    out: dict[str, dict[str, Any]] = {}
-    for members in items.values():
-        for key, asset in zip(_item_asset_keys(members), members, strict=True):
-            if key not in out:
-                out[key] = {
-                    "type": asset.media_type or OCTET,
-                    "roles": list(asset.roles) or ["data"],
-                    "title": key,
-                    **band_fields(asset.bands, "stac-1.1"),
-                }
-    return out
-
-
 def _collection_assets(
     assets: Sequence[WrittenAsset],
     items: dict[str, list[WrittenAsset]],
@@ -428,7 +338,7 @@ def _collection_assets(
     return {
         f"{item_id}_{key}": asset_object(a, urls.asset(a.key), style, grid)
         for item_id, members in items.items()
-        for key, a in zip(_item_asset_keys(members), members, strict=True)
+        for key, a in zip(item_asset_keys(members), members, strict=True)
     }
 
 
