@@ -100,13 +100,16 @@ def test_tile_grid_without_time_names_tiles_as_geopyspark(tmp_path):
     assert {a.datetime for a in assets} == {None}
 
 
-def test_tile_grid_netcdf_is_one_file_of_all_dates_per_cell(tmp_path):
+@pytest.mark.parametrize("proj", ["tile", "job"])
+def test_tile_grid_netcdf_is_one_file_of_all_dates_per_cell(tmp_path, proj):
     data = cube(dates=("2023-01-03", "2023-01-08", "2023-01-13"), dtype="uint16")
     full = data.compute(scheduler="threads").values
+    options = {"tile_grid": "utm-1km", "tile_grid_proj": proj}
 
-    assets = save_result(data, "netCDF", None, tmp_path, crs_epsg=EPSG, nodata=0, job_options={"tile_grid": "utm-1km"})
+    assets = save_result(data, "netCDF", None, tmp_path, crs_epsg=EPSG, nodata=0, job_options=options)
 
     assert [a.key for a in assets] == [f"openEO_{t}.nc" for t in TILES]
+    assert {a.job_proj for a in assets} == {proj == "job"}
     for asset in assets:
         rows, cols = window(asset)
         assert (asset.start_datetime, asset.end_datetime) == ("2023-01-03T00:00:00Z", "2023-01-13T00:00:00Z")
