@@ -122,17 +122,7 @@ class SyntheticCollection:
         """Row and column slices of the grid covering ``spatial_extent`` (a dict or parser BoundingBox)."""
         if spatial_extent is None:
             return slice(0, self.height), slice(0, self.width)
-        ext = _as_dict(spatial_extent)
-        try:
-            west, south, east, north = (float(ext[k]) for k in ("west", "south", "east", "north"))
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"spatial_extent needs numeric west/south/east/north, got {ext!r}") from None
-        src_crs = ext.get("crs") or 4326
-        if not _same_crs(src_crs, self.epsg):
-            from pyproj import CRS, Transformer
-
-            tf = Transformer.from_crs(CRS.from_user_input(src_crs), CRS.from_epsg(self.epsg), always_xy=True)
-            west, south, east, north = tf.transform_bounds(west, south, east, north)
+        west, south, east, north = extent_bounds(spatial_extent, self.epsg)
         x0, y0 = self.origin
         res = self.resolution
         c0 = max(0, math.floor((west - x0) / res + 1e-9))
@@ -142,7 +132,7 @@ class SyntheticCollection:
         if c1 <= c0 or r1 <= r0:
             minx, miny, maxx, maxy = self.bounds
             raise ValueError(
-                f"spatial_extent {ext!r} does not intersect collection {self.id!r}, "
+                f"spatial_extent {_as_dict(spatial_extent)!r} does not intersect collection {self.id!r}, "
                 f"which covers x {minx}..{maxx}, y {miny}..{maxy} in EPSG:{self.epsg}"
             )
         return slice(r0, r1), slice(c0, c1)
@@ -152,16 +142,10 @@ class SyntheticCollection:
         ts = self.timestamps
         if temporal_extent is None:
             return list(range(len(ts)))
-        bounds = getattr(temporal_extent, "root", temporal_extent)
-        start, end = (_timestamp(getattr(b, "root", b)) for b in bounds)
-        keep = np.ones(len(ts), dtype=bool)
-        if start is not None:
-            keep &= ts >= start
-        if end is not None:
-            keep &= ts < end
+        keep = in_interval(ts, temporal_extent)
         if not keep.any():
             raise ValueError(
-                f"temporal_extent {[str(b) for b in bounds]} holds no date of collection {self.id!r} "
+                f"temporal_extent {_interval_text(temporal_extent)} holds no date of collection {self.id!r} "
                 f"({ts[0].date()} .. {ts[-1].date()})"
             )
         return [int(i) for i in np.flatnonzero(keep)]
@@ -263,6 +247,46 @@ class SyntheticCollection:
 def _split(n: int, size: int) -> tuple[int, ...]:
     full, rest = divmod(n, size)
     return (size,) * full + ((rest,) if rest else ())
+
+
+def extent_bounds(spatial_extent: Any, epsg: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a ``spatial_extent`` (dict or parser BoundingBox) in EPSG ``epsg``.
+
+    Raises
+    ------
+    ValueError
+        The extent has no numeric west/south/east/north.
+    """
+    ext = _as_dict(spatial_extent)
+    try:
+        west, south, east, north = (float(ext[k]) for k in ("west", "south", "east", "north"))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"spatial_extent needs numeric west/south/east/north, got {ext!r}") from None
+    src_crs = ext.get("crs") or 4326
+    if not _same_crs(src_crs, epsg):
+        from pyproj import CRS, Transformer
+
+        tf = Transformer.from_crs(CRS.from_user_input(src_crs), CRS.from_epsg(epsg), always_xy=True)
+        west, south, east, north = tf.transform_bounds(west, south, east, north)
+    return west, south, east, north
+
+
+def in_interval(times: pd.DatetimeIndex, temporal_extent: Any) -> np.ndarray:
+    """Which of ``times`` lie in ``[start, end)`` of ``temporal_extent`` (None bounds are open)."""
+    keep = np.ones(len(times), dtype=bool)
+    if temporal_extent is None:
+        return keep
+    bounds = getattr(temporal_extent, "root", temporal_extent)
+    start, end = (_timestamp(getattr(b, "root", b)) for b in bounds)
+    if start is not None:
+        keep &= times >= start
+    if end is not None:
+        keep &= times < end
+    return keep
+
+
+def _interval_text(temporal_extent: Any) -> list[str]:
+    return [str(getattr(b, "root", b)) for b in getattr(temporal_extent, "root", temporal_extent)]
 
 
 def _as_dict(extent: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,7 +81,6 @@ def execute_graph(
             format = "JSON" if "geometry" in getattr(data, "dims", ()) else "GTiff"
         out_dir.mkdir(parents=True, exist_ok=True)
         log("info", f"save_result: format {format}")
-        extra = {"job_options": job_options} if _takes_keyword(save_result, "job_options") else {}
         return save_result(
             data,
             format,
@@ -92,7 +90,7 @@ def execute_graph(
             nodata=nodata,
             blocksize=blocksize,
             on_asset=on_asset,
-            **extra,
+            job_options=job_options,
         )
 
     if faults.fail is not None and faults.fail_after_assets == 0:
@@ -103,9 +101,3 @@ def execute_graph(
     with np.errstate(all="ignore"):
         run_graph(process_graph, collections, save, log)
     return staged
-
-
-def _takes_keyword(func: Callable[..., Any], name: str) -> bool:
-    """Whether ``func`` accepts the keyword ``name`` (the writer gains ``job_options`` in another branch)."""
-    parameters = inspect.signature(func).parameters
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
