@@ -7,7 +7,7 @@ import rasterio
 from conftest import SMALL, SMALL_BLOCKSIZE, SMALL_EXTENT, expected_ndvi
 
 from xr_openeo.testing import Faults
-from xr_openeo.testing.execution import Canceled, InjectedFailure, _takes_keyword, execute_graph
+from xr_openeo.testing.execution import Canceled, InjectedFailure, execute_graph
 from xr_openeo.testing.graphs import with_save_result
 
 
@@ -33,11 +33,11 @@ def ndvi_graph(fmt: str | None = "GTiff") -> dict:
 def run(graph, out_dir, faults: Faults | None = None, **kwargs):
     logs: list[tuple[str, str]] = []
     kwargs.setdefault("checkpoint", lambda: None)
+    kwargs.setdefault("job_options", {})
     assets = execute_graph(
         graph,
         collections=[SMALL],
         out_dir=out_dir,
-        job_options={},
         faults=faults or Faults(),
         blocksize=SMALL_BLOCKSIZE,
         log=lambda level, message: logs.append((level, message)),
@@ -77,15 +77,11 @@ def test_an_injected_failure_hands_over_the_files_written_before_it(tmp_path):
     assert not (tmp_path / "other").exists()  # failed before running anything
 
 
-def test_job_options_go_to_writers_that_take_them():
-    def old_writer(data, format, options, out_dir, *, crs_epsg, nodata=0, blocksize=256, on_asset=None):
-        return []
-
-    def new_writer(data, format, options, out_dir, *, crs_epsg, job_options=None, **rest):
-        return []
-
-    def any_keywords(*args, **kwargs):
-        return []
-
-    assert not _takes_keyword(old_writer, "job_options")
-    assert _takes_keyword(new_writer, "job_options") and _takes_keyword(any_keywords, "job_options")
+def test_job_options_reach_the_writers(tmp_path):
+    assets, _ = run(ndvi_graph(), tmp_path, job_options={"attach_gdalinfo_assets": True})
+    names = sorted(a.key for a in assets)
+    assert (
+        sum(name.endswith(".tif_gdalinfo.json") for name in names)
+        == SMALL.dates
+        == sum(name.endswith(".tif") for name in names)
+    )
