@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .errors import JobFailedError, JobNotFinishedError, ResultsDocumentError, XrOpenEOError
-from .http import Auth, ResultsLocator, get_json
-from .results import (
-    AssetSpec,
-    ResultsInfo,
-    merge_items,
-    parse_item,
-    parse_results,
-    redact,
-    require_format,
-    select,
-    with_file_name_times,
-)
+from .errors import XrOpenEOError
+from .http import Auth, Links
+from .results import AssetSpec, ResultsInfo, require_format, select
 
 RASTER_FORMATS = ("geotiff", "netcdf", "zarr")
 TABLE_FORMATS = ("json", "csv", "parquet", "geojson")
@@ -36,105 +23,29 @@ class Results:
     assets: tuple[AssetSpec, ...]
     auth: Auth
     results_url: str | None
-    locator: ResultsLocator
+    locator: Links
+    backend: str | None = None
 
 
 def load_results(
     source: Any, *, connection: Any = None, partial: bool = False, assets: Any = None, pickle_token: bool = False
 ) -> Results:
     """Fetch and parse the results document of ``source`` and its item documents (concurrently)."""
-    doc, auth, url = _document(source, connection, partial)
-    info = parse_results(doc, base_url=url)
-    if info.status != "finished" and not partial:
-        raise JobNotFinishedError(
-            f"Job {info.job_id!r} is {info.status}: its results are not complete. Wait for it to finish, "
-            "or pass partial=True to open what it has written so far.",
-            job_id=info.job_id,
-        )
-    specs = info.assets
-    if info.item_links:
-        with ThreadPoolExecutor(max_workers=min(16, len(info.item_links))) as pool:
-            items = list(
-                pool.map(
-                    lambda href: parse_item(get_json(href, auth, what="item document"), base_url=href), info.item_links
-                )
-            )
-        specs = merge_items(specs, items)
-    specs = with_file_name_times(specs)
-    chosen = select(specs, assets)
-    sources = tuple(s for s in (url if url and url.startswith("http") else None, info.canonical_url) if s)
-    locator = ResultsLocator({a.key: a.href for a in specs}, auth, sources, pickle_token=pickle_token)
-    return Results(info=info, assets=chosen, auth=auth, results_url=url, locator=locator)
+    from .sources import load_results as load
 
-
-def _document(source: Any, connection: Any, partial: bool) -> tuple[Any, Auth, str | None]:
-    """(document, auth, URL it came from) for every kind of source open_results accepts."""
-    auth = Auth.from_connection(connection) if connection is not None else Auth()
-    if connection is not None:
+    loaded = load(source, connection=connection, partial=partial, pickle_token=pickle_token)
+    if loaded.connection is not None:
         from .jobs import remember_connection
 
-        remember_connection(connection)
-    kind = type(source).__name__
-    module = type(source).__module__
-    if _is_openeo(source, "JobResults"):
-        source = source.get_job() if hasattr(source, "get_job") else source._job
-    if _is_openeo(source, "BatchJob"):
-        from .jobs import remember_connection
-
-        remember_connection(source.connection)
-        auth = Auth.from_connection(source.connection)
-        return _fetch_results(f"{auth.root}/jobs/{source.job_id}/results", auth, partial, source.job_id)
-    if module.startswith("pystac"):
-        return source.to_dict(), auth, _pystac_self(source)
-    if isinstance(source, Mapping):
-        return source, auth, None
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and not _is_url(source) and Path(source).is_file()):
-        path = Path(source)
-        try:
-            return json.loads(path.read_text()), auth, path.resolve().as_uri()
-        except (OSError, ValueError) as exc:
-            raise ResultsDocumentError(f"{path} is not a readable results document (JSON): {exc}") from None
-    if isinstance(source, str) and _is_url(source):
-        return _fetch_results(source, auth, partial, None)
-    if isinstance(source, str):
-        if connection is None:
-            raise XrOpenEOError(
-                f"{source!r} is neither a URL nor a file; to open the results of job {source!r}, "
-                "also pass connection=<openeo.Connection>"
-            )
-        return _fetch_results(f"{auth.root}/jobs/{source}/results", auth, partial, source)
-    raise TypeError(
-        f"open_results cannot open a {kind}: pass an openeo BatchJob or JobResults, a job id with connection=, "
-        "a results URL, a results document (dict or path), or a pystac Collection/Item"
+        remember_connection(loaded.connection)
+    return Results(
+        info=loaded.info,
+        assets=select(loaded.specs, assets),
+        auth=loaded.auth,
+        results_url=loaded.results_url,
+        locator=loaded.links,
+        backend=loaded.backend,
     )
-
-
-def _fetch_results(url: str, auth: Auth, partial: bool, job_id: str | None) -> tuple[Any, Auth, str]:
-    from .errors import JobError
-
-    request_url = f"{url}{'&' if '?' in url else '?'}partial=true" if partial else url
-    try:
-        return get_json(request_url, auth, what="results document"), auth, url
-    except JobError as exc:
-        if exc.http_status == 424:
-            raise JobFailedError(f"{exc} (job {job_id or redact(url)})", job_id=job_id, http_status=424) from None
-        if exc.job_id is None and job_id is not None:  # keep the job id (and the HTTP status) on the error
-            raise type(exc)(str(exc), job_id=job_id, http_status=exc.http_status) from None
-        raise
-
-
-def _is_openeo(source: Any, name: str) -> bool:
-    """``source`` is an ``openeo`` client ``name`` (BatchJob, JobResults) or a subclass of one."""
-    return any(c.__name__ == name and c.__module__.startswith("openeo") for c in type(source).__mro__)
-
-
-def _is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
-
-
-def _pystac_self(obj: Any) -> str | None:
-    href = obj.get_self_href() if hasattr(obj, "get_self_href") else None
-    return href if isinstance(href, str) and _is_url(href) else None
 
 
 # -- rasters --------------------------------------------------------------------------------------
@@ -162,7 +73,7 @@ def open_rasters(
             f"These results hold no raster assets (they have: {tables}); use xr_openeo.open_dataframe for tables."
         )
     provenance = Provenance(
-        backend=results.auth.root,
+        backend=results.backend,
         job_id=results.info.job_id,
         results_url=results.results_url,
         asset_keys=tuple(a.key for a in specs),
@@ -392,7 +303,7 @@ def _tables_as_dataset(results: Results) -> Any:
     from .readers.tables import timeseries_to_dataset
 
     provenance = Provenance(
-        backend=results.auth.root,
+        backend=results.backend,
         job_id=results.info.job_id,
         results_url=results.results_url,
         asset_keys=tuple(a.key for a in results.assets),
@@ -419,7 +330,7 @@ def _empty(results: Results) -> Any:
     ds = xr.Dataset()
     ds.attrs.update(
         Provenance(
-            backend=results.auth.root,
+            backend=results.backend,
             job_id=results.info.job_id,
             results_url=results.results_url,
             asset_keys=(),

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AssetReadError, FailedReadWarning
-from ..http import AssetLocator, fetch
+from ..http import Links, fetch
 from ..results import AssetSpec, Grid
 
 HEADER_BYTES = 64 * 1024
@@ -51,7 +51,7 @@ class _Heads:
         self._entries: OrderedDict[str, tuple[int, bytes, bool]] = OrderedDict()
         self._loading: dict[str, threading.Lock] = {}
 
-    def get(self, key: str, locator: AssetLocator) -> tuple[int, bytes, bool]:
+    def get(self, key: str, locator: Links) -> tuple[int, bytes, bool]:
         key_in = key
         key = f"{getattr(locator, 'scope', id(locator))}|{key}"  # asset keys repeat across jobs
         with self._lock:
@@ -79,7 +79,7 @@ _HEADS = _Heads()
 class _RemoteFile(io.RawIOBase):
     """A seekable read-only file over one asset, for GDAL (through rasterio's opener plugin)."""
 
-    def __init__(self, key: str, locator: AssetLocator, failures: list[AssetReadError] | None = None) -> None:
+    def __init__(self, key: str, locator: Links, failures: list[AssetReadError] | None = None) -> None:
         super().__init__()
         self._key, self._locator = key, locator
         self._failures = failures if failures is not None else []
@@ -151,7 +151,7 @@ class _RemoteFile(io.RawIOBase):
         return out
 
 
-def _container(key: str, locator: AssetLocator, failures: list[AssetReadError]) -> Any:
+def _container(key: str, locator: Links, failures: list[AssetReadError]) -> Any:
     from rasterio.abc import MultiByteRangeResourceContainer
 
     class Container(MultiByteRangeResourceContainer):
@@ -189,7 +189,7 @@ def _container(key: str, locator: AssetLocator, failures: list[AssetReadError]) 
     return Container()
 
 
-def _open(key: str, locator: AssetLocator, failures: list[AssetReadError]) -> Any:
+def _open(key: str, locator: Links, failures: list[AssetReadError]) -> Any:
     """Open asset ``key`` for GDAL; closes with the ``with`` block. Failed fetches land in ``failures``.
 
     A dataset is opened per read and closed after: rasterio keeps its opener registry in a
@@ -219,7 +219,7 @@ def _through_gdal(fn: Any) -> Any:
     return out
 
 
-def file_info(spec: AssetSpec, locator: AssetLocator) -> FileInfo:
+def file_info(spec: AssetSpec, locator: Links) -> FileInfo:
     """Read the header of one asset (one ranged GET): for results documents that lack the grid."""
     import rasterio
 
@@ -251,7 +251,7 @@ class GeoTIFFReader:
     any other error still raises. The choice travels with the reader into pickled graphs.
     """
 
-    locator: AssetLocator
+    locator: Links
     dtype: str
     count: int
     nodata: float | None = None  # fill for integer output where a file has no data

@@ -1,8 +1,8 @@
 """netCDF-4 (HDF5) result assets as lazy, dask-backed Datasets: h5netcdf over an HTTP block cache.
 
 Opening reads only HDF5 metadata and the small index coordinates; computing reads only the HDF5
-chunks it needs, through an fsspec ``HTTPFile`` with ``cache_type="blockcache"`` (read-ahead thrashes
-under dask threads: ``reference/lazy-reading.md`` Table E). Small files are downloaded whole instead.
+chunks it needs, through :class:`xr_openeo.http.RemoteFile` (cached blocks of ``block_size``; no
+read-ahead, which thrashes under dask threads). Small files are downloaded whole instead.
 
 Design: every variable is a :class:`NetCDFArray` (an xarray ``BackendArray``) that reads through a
 :class:`NetCDFFile`, a picklable opener that pickles as (spec, locator, block size, mode) and opens
@@ -11,7 +11,7 @@ holds no open file or session, and each read can renew an expired signed URL and
 which a plain ``xr.open_dataset(fileobj, engine="h5netcdf")`` could not. xarray's own h5netcdf store
 reads the metadata, so CF decoding and encodings match ``engine="h5netcdf"``.
 
-HTTP reads are synchronous (fsspec's ``http_sync`` file on a ``requests`` session) and pause the
+HTTP reads are synchronous (in the thread that asks) and pause the
 garbage collector: h5py holds a global lock while it calls the file object, so a collection on a
 thread the read waits for would deadlock (h5py#2019, dask#7547).
 """
@@ -38,8 +38,9 @@ from xarray.backends import BackendArray, BackendEntrypoint, StoreBackendEntrypo
 from xarray.backends.common import AbstractDataStore
 from xarray.core import indexing
 
-from ..errors import AssetReadError, FailedReadWarning, URLExpiredError, XrOpenEOError
-from ..http import EXPIRED_STATUSES, TIMEOUT, AssetLocator, Auth, get, retrying_adapter
+from ..errors import AssetReadError, FailedReadWarning, RequestError, URLExpiredError, XrOpenEOError
+from ..http import EXPIRED_STATUSES, Auth, Links, RemoteFile, RetryPolicy, get
+from ..http.session import AttemptFailed, attempt
 from ..results import AssetSpec, redact, url_expiry
 
 log = logging.getLogger("xr_openeo")
@@ -56,7 +57,7 @@ _T = TypeVar("_T")
 
 def open_netcdf(
     spec: AssetSpec,
-    locator: AssetLocator,
+    locator: Links,
     *,
     chunks: Any = None,
     block_size: int = 4 * 2**20,
@@ -243,7 +244,7 @@ class NetCDFFile:
     def __init__(
         self,
         spec: AssetSpec,
-        locator: AssetLocator,
+        locator: Links,
         *,
         block_size: int = 4 * 2**20,
         download: bool | None = None,
@@ -402,7 +403,7 @@ class NetCDFFile:
             fileobj: Any = io.BytesIO(body)
             session = None
         else:
-            fileobj, session = _http_file(url, headers, handle.size, self.block_size)
+            fileobj, session = RemoteFile(self.spec.key, self.locator, block_bytes=self.block_size), None
         try:
             _check_magic(fileobj.read(8), self.spec, url)
             fileobj.seek(0)
@@ -458,7 +459,7 @@ def _open_h5netcdf(source: Any) -> tuple[Any, Any]:
 
 def _rebuild(
     spec: AssetSpec,
-    locator: AssetLocator,
+    locator: Links,
     block_size: int,
     download: bool | None,
     token: str,
@@ -510,11 +511,9 @@ def _resolve(url: str, headers: dict[str, str], download: bool | None) -> tuple[
 
 def _head(url: str, headers: dict[str, str]) -> tuple[int | None, bool]:
     """(Content-Length, whether Range is advertised) from a HEAD, or (None, False) if HEAD fails."""
-    import requests
-
     try:
-        response = requests.head(url, headers=headers, timeout=TIMEOUT, allow_redirects=True)
-    except requests.RequestException:
+        response = attempt("HEAD", url, headers, RetryPolicy.from_options().timeout)
+    except AttemptFailed:
         return None, False
     if response.status_code != 200:
         if response.status_code in EXPIRED_STATUSES and _expired(url):
@@ -552,29 +551,6 @@ def _body(response: Any, url: str) -> bytes:
         return response.content
     except requests.RequestException as exc:
         raise _Incomplete(f"the download failed: {type(exc).__name__}: {redact(str(exc))}") from None
-
-
-def _http_file(url: str, headers: dict[str, str], size: int | None, block_size: int) -> tuple[Any, Any]:
-    """(file object, its requests session): fsspec's synchronous ``HTTPFile`` with a block cache.
-
-    Synchronous on purpose: with fsspec's async filesystem, a garbage collection on its IO thread
-    that frees an h5py object waits for h5py's global lock, held by the reader waiting for that
-    thread: a deadlock (h5py#2019, dask#7547).
-    """
-    from fsspec.implementations.http_sync import HTTPFileSystem
-
-    if size is None:
-        raise _RangeIgnored("the file length is unknown")
-    # Own filesystem (no instance cache), so its session closes with the file. encoded=True keeps
-    # signed URLs byte for byte.
-    fs = HTTPFileSystem(skip_instance_cache=True, encoded=True)
-    adapter = retrying_adapter(3)
-    for prefix in ("http://", "https://"):
-        fs.session.mount(prefix, adapter)
-    fileobj = fs.open(
-        url, "rb", block_size=block_size, cache_type="blockcache", size=size, headers=headers, timeout=TIMEOUT
-    )
-    return fileobj, fs.session
 
 
 def _content_range_total(value: str) -> int | None:
@@ -725,7 +701,9 @@ def _network_failure(exc: BaseException) -> bool:
             _HTTPStatusError | _Expired | _Incomplete | URLExpiredError | requests.RequestException | ConnectionError,
         ):
             return True
-        if isinstance(current, TimeoutError):
+        if isinstance(current, TimeoutError) or (
+            isinstance(current, RequestError) and (current.cause or current.status)
+        ):
             return True
         current = current.__cause__ or current.__context__
     return False

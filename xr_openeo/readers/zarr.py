@@ -18,7 +18,7 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype
 
 from ..errors import AssetReadError, FailedReadWarning
-from ..http import AssetLocator, fetch
+from ..http import Links, fetch
 from ..results import AssetSpec
 
 _METADATA = (".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json")
@@ -31,7 +31,7 @@ class AssetStore(Store):
     supports_deletes = False
     supports_listing = False
 
-    def __init__(self, key: str, locator: AssetLocator, on_read_error: str = "raise") -> None:
+    def __init__(self, key: str, locator: Links, on_read_error: str = "raise") -> None:
         super().__init__(read_only=True)
         if on_read_error not in ("raise", "fill"):
             raise ValueError(f"on_read_error must be 'raise' or 'fill', got {on_read_error!r}")
@@ -105,7 +105,7 @@ class AssetStore(Store):
         yield ""  # pragma: no cover
 
 
-def open_zarr(spec: AssetSpec, locator: AssetLocator, *, chunks: Any = None, on_read_error: str = "raise") -> Any:
+def open_zarr(spec: AssetSpec, locator: Links, *, chunks: Any = None, on_read_error: str = "raise") -> Any:
     """The Zarr asset as a lazy Dataset (xarray's zarr engine, consolidated metadata), ``t``/CRS as CF says.
 
     ``on_read_error="fill"`` needs a ``_FillValue`` on every data variable (what a failed chunk
