@@ -303,6 +303,7 @@ class _ItemLinks:
         self._clock = clock
         self._lock = threading.Lock()
         self._current = {redact(link): link for link in links}  # the same link, whatever its signature
+        self._replaced: set[str] = set()  # links a renewal has replaced: their refusal needs no second one
 
     def assets(self, link: str) -> list[AssetSpec]:
         name = redact(link)
@@ -319,8 +320,8 @@ class _ItemLinks:
     def _renew(self, name: str, stale: str, error: RequestError) -> str:
         with self._lock:
             current = self._current.get(name, stale)
-            if current != stale:
-                return current  # renewed meanwhile by another thread
+            if current != stale or stale in self._replaced:
+                return current  # renewed meanwhile by another thread (the fresh link may be the same)
             expired = _expired_by(self._clock)
             try:
                 source, doc = fresh_document(self.sources, self.auth, expired)
@@ -334,6 +335,7 @@ class _ItemLinks:
                     cause=error.cause,
                     status=error.status,
                 ) from None
+            self._replaced.update(self._current.values())
             for link in info.item_links:
                 self._current[redact(link)] = link
             return self._current.get(name, stale)

@@ -67,6 +67,7 @@ class _State:
         self.hrefs = dict(hrefs)
         self.issued = issued
         self.refreshes = 0
+        self.replaced: set[str] = set()  # hrefs a renewal has replaced: their refusal needs no second one
 
     def adopt(self, hrefs: Mapping[str, str], issued: float) -> None:
         """Take ``hrefs`` (received at ``issued``): all of them if they are newer, else only unknown keys."""
@@ -80,7 +81,7 @@ class _State:
 
 
 def _state_bytes(state: _State) -> int:
-    return 256 + sum(len(k) + len(v) for k, v in state.hrefs.items())
+    return 256 + sum(len(k) + len(v) for k, v in state.hrefs.items()) + sum(map(len, state.replaced))
 
 
 _STATES: ByteCache[_State] = ByteCache("renewed links", _state_bytes)
@@ -230,8 +231,8 @@ class Links:
         state = self._state
         with state.lock:
             current = self.href(key)
-            if current != stale and not self.expired(current):
-                return current  # another task renewed it already
+            if (current != stale or stale in state.replaced) and not self.expired(current):
+                return current  # another task renewed it already (the fresh link may be the same)
             try:
                 source, fresh = self._fetch_hrefs()
             except _NoFreshDocument as exc:
@@ -239,6 +240,7 @@ class Links:
             else:
                 href = fresh.get(key) or _same_file(stale, fresh.values())
                 if href is not None:
+                    state.replaced.update(state.hrefs.values())
                     state.hrefs.update(fresh)
                     state.hrefs[key] = href
                     state.issued = self.clock()

@@ -125,6 +125,8 @@ def describe(exc: BaseException) -> tuple[str, bool]:
         return "name resolution", True
     if any(isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED for e in chain):
         return "connection refused", True
+    if any(isinstance(e, u3.NewConnectionError) for e in chain):  # (a subclass of urllib3's timeout error)
+        return "connection failed", True
     if any(isinstance(e, requests.Timeout | u3.TimeoutError | TimeoutError) for e in chain):
         return "timeout", True
     if any(isinstance(e, requests.exceptions.SSLError | u3.SSLError) for e in chain):

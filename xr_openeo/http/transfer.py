@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..errors import AssetReadError
+from ..errors import AssetReadError, URLExpiredError
 from ..urls import host, is_local, local_path, member_url, redact
 from .documents import ADVICE, error_code
 from .policy import RetryPolicy, content_range_total, is_refused_link, is_transient_status, retry_after
@@ -68,7 +68,7 @@ def fetch(
     base = links.href(key)
     if is_local(base):
         return _read_local(key, member_url(base, inner), byte_range, missing_ok)
-    if links.expired(base):
+    if links.sources and links.expired(base):  # renew before the server refuses (without sources, let it judge)
         base = links.renew(key, base)
     url = member_url(base, inner)
     policy = RetryPolicy.from_options()
@@ -76,11 +76,12 @@ def fetch(
     status: int | None = None
     cause, problem = "", ""
     pause = 0.0  # before the next attempt
-    attempts = 0
-    for attempts in range(1, policy.retries + 2):  # noqa: B007 - the count is reported below
+    attempts = 0  # requests sent; a renewed link gets its request on top of the retries
+    while attempts <= policy.retries + renewed:
+        attempts += 1
         if pause:
             time.sleep(pause)
-        pause = policy.delay(attempts)  # unless the answer says otherwise
+        pause = policy.delay(attempts - renewed)  # unless the answer says otherwise
         headers = dict(links.headers(url))
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
@@ -95,18 +96,27 @@ def fetch(
         data = response.content
         if status == 404 and missing_ok:
             return b"", None, False
-        if is_refused_link(status, error_code(response)[0] if status == 400 else None):
-            if renewed:  # refused again with a fresh URL: not an expiry
-                cause, problem = f"HTTP {status}", f"HTTP {status}: {_error_text(response)}"
-                break
-            base = links.renew(key, base)
+        refused = is_refused_link(status, error_code(response)[0] if status == 400 else None)
+        if refused and links.sources and not renewed:
+            try:
+                base = links.renew(key, base)
+            except URLExpiredError as exc:
+                failure = URLExpiredError(
+                    f"{exc} (the link was answered with HTTP {status})",
+                    key=key,
+                    href=redact(url),
+                    status=status,
+                    host=host(url),
+                    cause=f"HTTP {status}",
+                )
+                raise failure from None
             url = member_url(base, inner)
             renewed = True
             pause = 0.0  # ask with the fresh link at once
             continue
         if is_transient_status(status):
             cause, problem = f"HTTP {status}", f"HTTP {status}"
-            pause = policy.delay(attempts, retry_after(response.headers))
+            pause = policy.delay(attempts - renewed, retry_after(response.headers))
             continue
         if status not in (200, 206):
             cause, problem = f"HTTP {status}", f"HTTP {status}: {_error_text(response)}"
