@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -73,50 +78,58 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-class StaticDocuments:
-    """A threaded HTTP/1.1 server on 127.0.0.1 serving fixed JSON documents by path, each after ``latency`` s."""
+def serve(directory: Path, latency: float) -> None:
+    """Serve the files of ``directory`` (``/items/0.json``…) on 127.0.0.1, each request after ``latency`` s.
 
-    def __init__(self, latency: float) -> None:
-        self.documents: dict[str, bytes] = {}
-        documents = self.documents
+    Prints the root URL on its first line of output, then serves until killed.
+    """
+    documents = {f"/{p.relative_to(directory).as_posix()}": p.read_bytes() for p in directory.rglob("*.json")}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
-                time.sleep(latency)
-                body = documents.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            time.sleep(latency)
+            body = documents.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.start()
-        self.root = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
+    httpd = _Server(("127.0.0.1", 0), Handler)
+    print(f"http://127.0.0.1:{httpd.server_address[1]}", flush=True)
+    httpd.serve_forever()
 
 
-def copy_documents(job: Any, links: list[str], static: StaticDocuments) -> str:
-    """The job's results document and item documents, on ``static``; the results document's URL there."""
-    doc = job.get_results().get_metadata()
-    items = []
-    for i, link in enumerate(links):
-        path = f"/items/{i}.json"
-        static.documents[path] = requests.get(link, timeout=60).content
-        items.append({"rel": "item", "href": static.root + path, "type": "application/geo+json"})
-    doc["links"] = [link for link in doc["links"] if link["rel"] not in ("item", "self", "canonical")] + items
-    static.documents["/results"] = json.dumps(doc).encode()
-    return static.root + "/results"
+@contextmanager
+def static_server(job: Any, links: list[str], latency: float) -> Iterator[str]:
+    """The job's results document and item documents, served from another process; the results URL there.
+
+    The results document links its items relatively (``items/0.json``), as a static catalog would.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        (directory / "items").mkdir()
+        for i, link in enumerate(links):
+            (directory / "items" / f"{i}.json").write_bytes(requests.get(link, timeout=60).content)
+        doc = job.get_results().get_metadata()
+        doc["links"] = [link for link in doc["links"] if link["rel"] not in ("item", "self", "canonical")]
+        doc["links"] += [
+            {"rel": "item", "href": f"items/{i}.json", "type": "application/geo+json"} for i in range(len(links))
+        ]
+        (directory / "results.json").write_text(json.dumps(doc))
+        command = [sys.executable, "-m", "asv_benchmarks.item_fetching", "--serve", tmp, "--latency", str(latency)]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            yield process.stdout.readline().strip() + "/results.json"
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def measure(source: Any, links: list[str], args: argparse.Namespace) -> dict[str, float]:
@@ -136,7 +149,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--servers", nargs="+", choices=["backend", "static"], default=["backend", "static"])
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the static server's own process
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.latency)
+        return
     counts = sorted(args.items)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for n in counts:
@@ -145,20 +162,16 @@ def main() -> None:
             job = run_job(backend.connect(), args.latency)
             links = list(load_results(job).info.item_links)
             assert len(links) == n, (len(links), n)
-            static = StaticDocuments(args.latency)
-            try:
-                static_url = copy_documents(job, links, static)
-                for server in args.servers:
-                    if server == "backend":
-                        row = measure(job, links, args)
-                    else:
-                        static_links = [f"{static.root}/items/{i}.json" for i in range(n)]
-                        row = measure(static_url, static_links, args)
-                    rows[(server, n)] = row
-                    shown = {k: round(v, 3) for k, v in row.items()}
-                    print(json.dumps({"server": server, "items": n, "latency": args.latency, **shown}), flush=True)
-            finally:
-                static.close()
+            for server in args.servers:
+                if server == "backend":
+                    row = measure(job, links, args)
+                else:
+                    with static_server(job, links, args.latency) as url:
+                        root = url.rsplit("/", 1)[0]
+                        row = measure(url, [f"{root}/items/{i}.json" for i in range(n)], args)
+                rows[(server, n)] = row
+                shown = {k: round(v, 3) for k, v in row.items()}
+                print(json.dumps({"server": server, "items": n, "latency": args.latency, **shown}), flush=True)
     for server in args.servers:
         smallest = rows[(server, counts[0])]
         for n in counts[1:]:
