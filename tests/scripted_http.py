@@ -57,6 +57,7 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
+    client: tuple[str, int]  # the client's address and port: one per connection
 
 
 class ScriptedServer:
@@ -104,7 +105,7 @@ class ScriptedServer:
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?")[0]
         with self._lock:
-            self.requests.append(Request(handler.command, handler.path, dict(handler.headers)))
+            self.requests.append(Request(handler.command, handler.path, dict(handler.headers), handler.client_address))
             script = self._scripts.get(path)
             answer = (script.pop(0) if len(script) > 1 else script[0]) if script else Answer(404, b"{}")
         if isinstance(answer, Gate):

@@ -186,6 +186,27 @@ def test_item_documents_are_fetched_concurrently():
                 load_results(url)
 
 
+def test_item_documents_reuse_kept_alive_connections():
+    count = 60
+    with scripted_server() as server:
+        links = []
+        for i in range(count):
+            item = {
+                "type": "Feature",
+                "stac_version": "1.1.0",
+                "id": f"i{i}",
+                "properties": {"datetime": "2023-01-01T00:00:00Z"},
+                "assets": {"openEO": {"href": f"f{i}.tif", "type": "image/tiff; application=geotiff"}},
+                "links": [],
+            }
+            links.append({"rel": "item", "href": server.script(f"/items/i{i}", Answer.json(item))})
+        doc = {"type": "Collection", "stac_version": "1.1.0", "id": "j-1", "assets": {}, "links": links}
+        with xr_openeo.set_options(item_concurrency=4):
+            assert len(load_results(server.script("/results", Answer.json(doc))).specs) == count
+        connections = {r.client for r in server.requests}
+        assert len(server.requests) == count + 1 and len(connections) <= 5  # 4 threads (+ the document's)
+
+
 def tamper(href: str) -> str:
     """``href`` with the last character of its signature segment changed: the server refuses it (403)."""
     head, _, rest = href.partition("/results/items/")

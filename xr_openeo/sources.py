@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ._options import get_option
 from .errors import JobError, JobFailedError, JobNotFinishedError, RequestError, ResultsDocumentError, XrOpenEOError
@@ -33,7 +32,7 @@ from .results import (
     parse_results,
     with_file_name_times,
 )
-from .urls import backend_root, is_http, redact, url_expiry
+from .urls import backend_root, is_http, local_path, redact, url_expiry
 
 
 @dataclass(frozen=True)
@@ -186,7 +185,7 @@ def _looks_local(text: str) -> bool:
 
 def _read_file(source: str | os.PathLike[str], auth: Auth, connection: Any) -> _Located:
     text = os.fspath(source)
-    path = Path(urlsplit(text).path) if text.startswith("file:") else Path(text).expanduser()
+    path = local_path(text) if text.startswith("file:") else Path(text).expanduser()
     if not path.is_file():
         what = "no such file" if not path.exists() else "not a file"
         raise ResultsDocumentError(

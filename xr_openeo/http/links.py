@@ -286,15 +286,15 @@ def fresh_document(
 ) -> tuple[str, Any]:
     """``(source, document)``: the results document fetched again from the first source that serves it.
 
-    Sources that the clock (``expired``) says have expired are tried last, and so are those that
-    need a token ``auth`` does not have; local files never (they do not renew anything).
+    Sources that the clock (``expired``) says have expired are tried last, and so are unsigned ones
+    (behind the backend's login) when ``auth`` has no token; local files never (they renew nothing).
     """
     from .documents import get_json
 
     candidates = [s for s in sources if is_http(s)]
 
     def rank(source: str) -> tuple[bool, bool]:
-        needs_token = not is_signed(source) and under_root(source, auth.root)
+        needs_token = not is_signed(source)  # an unsigned results URL is the backend's, behind its login
         return (bool(expired and expired(source, 0.0)), needs_token and not auth.token)
 
     errors = []
