@@ -244,7 +244,7 @@ def test_expired_item_links_renew_once_then_say_why(backend, connection):
 
 def test_unfinished_jobs_and_partial_results(connection):
     cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04"])
-    running = cube.create_job(out_format="GTiff", job_options={"faults": {"run_duration": 30}})
+    running = cube.create_job(out_format="GTiff", job_options={"faults": {"run_duration": 600}})
     running.start()
     with pytest.raises(JobNotFinishedError, match="partial=True") as info:
         load_results(running)
