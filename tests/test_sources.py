@@ -101,6 +101,9 @@ def test_what_is_not_a_results_document_says_what_it_is(backend, connection, job
     with pytest.raises(ResultsDocumentError, match="capabilities of an openEO backend") as info:
         load_results(backend.url)
     assert f"{backend.url}/jobs/<job id>/results" in str(info.value)
+    well_known = backend.url.rsplit("/openeo/", 1)[0] + "/.well-known/openeo"
+    with pytest.raises(ResultsDocumentError, match="API versions"):
+        load_results(well_known)
     with pytest.raises(ResultsDocumentError, match="lists batch jobs"):
         load_results(f"{backend.url}/jobs", connection=connection)
     catalog = {"type": "Catalog", "id": "c", "stac_version": "1.0.0", "description": "d", "links": []}

@@ -234,6 +234,11 @@ def _check_is_results(doc: Any, url: str | None) -> None:
             f"The document{where} is the capabilities of an openEO backend (its root), not a job's results: pass "
             f"a results URL ({example}), or a job id with connection=openeo.connect(...)."
         )
+    if isinstance(doc.get("versions"), list):
+        raise ResultsDocumentError(
+            f"The document{where} lists the API versions of an openEO backend (/.well-known/openeo), not a job's "
+            "results: pass a results URL (<API root>/jobs/<job id>/results), or a job id with connection=."
+        )
     if isinstance(doc.get("jobs"), list):
         example = f"{base}/<job id>/results" if base else "<root>/jobs/<job id>/results"
         raise ResultsDocumentError(
