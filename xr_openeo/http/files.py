@@ -70,7 +70,9 @@ class RemoteFile(io.RawIOBase):
     host, cause); a caller that hands this object to GDAL must catch them in its read callbacks.
     """
 
-    def __init__(self, key: str, links: Links, *, head_bytes: int | None = None, block_bytes: int | None = None):
+    def __init__(
+        self, key: str, links: Links, *, head_bytes: int | None = None, block_bytes: int | None = None
+    ) -> None:
         super().__init__()
         self.key = key
         self.links = links
@@ -111,15 +113,11 @@ class RemoteFile(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence not in (io.SEEK_SET, io.SEEK_CUR, io.SEEK_END):
+            raise ValueError(f"invalid whence ({whence!r}, should be 0, 1 or 2)")
+        end = self.size if whence == io.SEEK_END else 0  # (may fetch the header: not under the lock)
         with self._lock:
-            if whence == io.SEEK_SET:
-                base = 0
-            elif whence == io.SEEK_CUR:
-                base = self._pos
-            elif whence == io.SEEK_END:
-                base = self.size
-            else:
-                raise ValueError(f"invalid whence ({whence!r}, should be 0, 1 or 2)")
+            base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: end}[whence]
             if base + offset < 0:
                 raise OSError(f"negative seek position {base + offset}")
             self._pos = base + offset
