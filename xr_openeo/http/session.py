@@ -102,16 +102,6 @@ def attempt(
     raise failure  # outside the except block: the original (which may quote the URL) is not its context
 
 
-def read_body(response: requests.Response) -> bytes:
-    """The body of a streamed ``response``; a cut-off body raises :class:`AttemptFailed`."""
-    failure: AttemptFailed | None = None
-    try:
-        return response.content
-    except (requests.RequestException, u3.HTTPError, OSError) as exc:
-        failure = AttemptFailed(*describe(exc))
-    raise failure
-
-
 def describe(exc: BaseException) -> tuple[str, bool]:
     """``(cause, transient)`` of a failed request, from the exception and everything it wraps.
 
