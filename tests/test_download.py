@@ -10,7 +10,9 @@ import copy
 import importlib
 import io
 import threading
+import time
 import unicodedata
+from collections import Counter
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
@@ -22,9 +24,10 @@ import xr_openeo
 from xr_openeo import http
 from xr_openeo.downloads import MAX_NAME_BYTES, safe_filename, unique_filenames
 from xr_openeo.errors import AssetReadError, UnsupportedMediaTypeError
+from xr_openeo.sources import load_results
 from xr_openeo.testing import LocalBackend
 
-# The module itself, for patching its internals.
+# The module itself, for its internals.
 download_module = importlib.import_module("xr_openeo.downloads")
 
 ATTACKS = ["../../x", "/etc/passwd", "..\\..\\x", "C:\\x", "a/../../b"]
@@ -164,11 +167,12 @@ def asset_gets(backend) -> list:
 
 
 @pytest.mark.parametrize("chunk", [None, 40_000])
-def test_download_writes_the_served_bytes(backend, job, tmp_path, monkeypatch, chunk):
-    if chunk:
-        monkeypatch.setattr(download_module, "CHUNK", chunk)  # several ranged requests per file
+def test_download_writes_the_served_bytes(backend, job, tmp_path, chunk):
     backend.clear_requests()
-    paths = xr_openeo.download(job, tmp_path / "out")
+    if chunk:  # several ranged requests per file
+        paths = xr_openeo.download(job, tmp_path / "out", chunk_bytes=chunk)
+    else:
+        paths = xr_openeo.download(job, tmp_path / "out")
     expected = served(backend, job)
     assert list(paths) == sorted(expected) and len(expected) == 3
     for key, path in paths.items():
@@ -269,7 +273,6 @@ def test_a_persistent_failure_leaves_no_partial_file(connection, tmp_path):
 
 
 def test_a_failure_halfway_through_a_file_keeps_the_others_and_no_part_file(backend, job, tmp_path, monkeypatch):
-    monkeypatch.setattr(download_module, "CHUNK", 40_000)
     keys = sorted(served(backend, job))
     broken = keys[1]
     real_fetch = http.fetch
@@ -281,7 +284,8 @@ def test_a_failure_halfway_through_a_file_keeps_the_others_and_no_part_file(back
 
     monkeypatch.setattr(http, "fetch", fetch)
     with pytest.raises(AssetReadError, match="injected") as info:
-        xr_openeo.download(job, tmp_path, max_workers=1)  # one at a time: the others are done or not begun
+        # one at a time: the others are done or not begun
+        xr_openeo.download(job, tmp_path, max_workers=1, chunk_bytes=40_000)
     assert info.value.key == broken
     written = files_under(tmp_path)
     assert all(not p.name.startswith(".") for p in written) and tmp_path / broken not in written
@@ -330,6 +334,8 @@ def test_what_cannot_be_downloaded_fails_before_anything_is_written(connection, 
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="max_workers"):
             xr_openeo.download(doc, tmp_path / "w", max_workers=bad)
+        with pytest.raises(ValueError, match="chunk_bytes"):
+            xr_openeo.download(doc, tmp_path / "w", chunk_bytes=bad)
     assert files_under(tmp_path) == set()
 
 
@@ -343,55 +349,84 @@ def test_what_cannot_be_downloaded_fails_before_anything_is_written(connection, 
     ],
     ids=["range-ignored", "no-content-length", "transient-errors", "redirected"],
 )
-def test_downloads_survive_what_backends_do(backend, connection, tmp_path, monkeypatch, faults):
-    monkeypatch.setattr(download_module, "CHUNK", 100_000)
+def test_downloads_survive_what_backends_do(backend, connection, tmp_path, faults):
     job = run_job(connection, faults=faults)
-    retries = http.stats["retries"]
-    paths = xr_openeo.download(job, tmp_path)
+    backend.clear_requests()
+    paths = xr_openeo.download(job, tmp_path, chunk_bytes=100_000)
     assert {k: p.read_bytes() for k, p in paths.items()} == served(backend, job)
     assert files_under(tmp_path) == set(paths.values())
-    if "error_rate" in faults:
-        assert http.stats["retries"] > retries  # the faults hit, and were retried
+    if "error_rate" in faults:  # the faults hit, and each faulted request was asked again
+        gets = asset_gets(backend)
+        faulted = Counter((r.path, r.headers.get("Range")) for r in gets if r.fault)
+        asked = Counter((r.path, r.headers.get("Range")) for r in gets)
+        assert faulted and all(asked[request] > n for request, n in faulted.items())
 
 
-def test_links_expiring_halfway_through_a_file_are_renewed(backend, connection, tmp_path, monkeypatch):
-    """Links valid for 1 s, downloads taking longer (50 ms per request, ranges of 40 kB, one at a time)."""
-    monkeypatch.setattr(download_module, "CHUNK", 40_000)
-    job = run_job(connection, faults={"url_validity": 1.0, "latency": 0.05})
-    renewals = http.stats["renewals"]
+def test_links_expiring_halfway_through_a_file_are_renewed(backend, connection, tmp_path):
+    """The links expire, by the client's clock, once the first range of the first file has arrived.
+
+    The clock jumps past the links' expiry (7 days) as soon as the backend has served an asset
+    request: the next range of that file renews the links (one results document) and the download
+    goes on with them.
+    """
+    job = run_job(connection)
+    week = 8 * 24 * 3600.0
     backend.clear_requests()
-    paths = xr_openeo.download(job, tmp_path, max_workers=1)
+
+    def clock() -> float:
+        started = any("/results/assets/" in r.path for r in backend.requests)
+        return time.time() + (week if started else 0.0)
+
+    results = load_results(job, clock=clock)
+    paths = xr_openeo.download(results, tmp_path, max_workers=1, chunk_bytes=40_000)
     assert {k: p.read_bytes() for k, p in paths.items()} == served(backend, job)
-    assert http.stats["renewals"] > renewals
-    fetched = [r for r in backend.requests if r.path.endswith(f"/jobs/{job.job_id}/results")]
-    assert len(fetched) >= 2  # the document, then again for fresh links
+    documents = [r for r in backend.requests if r.path.endswith(f"/jobs/{job.job_id}/results")]
+    assert len(documents) == 2  # the first, and once more for fresh links
+    before = [r for r in asset_gets(backend) if r.started < documents[1].started]
+    assert len(before) == 1 and before[0].headers["Range"] == "bytes=0-39999"  # halfway through the first file
+    assert results.links.refreshes == 1
 
 
-def test_empty_files_and_servers_ignoring_range(monkeypatch):
+def test_refused_links_are_renewed_once_through_the_results_document(backend, connection, job, tmp_path):
+    """Asset links refused by the server (a signature it rejects: 403) are renewed once, for every file."""
+    doc = connection.get(f"/jobs/{job.job_id}/results").json()
+    doc["links"] = [link for link in doc["links"] if link.get("rel") != "item"]
+    for asset in doc["assets"].values():  # one character of each signature changed: the server refuses them
+        head, user, signature, name = asset["href"].rsplit("/", 3)
+        asset["href"] = f"{head}/{user}/{signature[:-1]}{'0' if signature[-1] != '0' else '1'}/{name}"
+    backend.clear_requests()
+    paths = xr_openeo.download(doc, tmp_path, connection=connection, max_workers=1)
+    assert {k: p.read_bytes() for k, p in paths.items()} == served(backend, job)
+    documents = [r for r in backend.requests if r.path.endswith(f"/jobs/{job.job_id}/results")]
+    refused = [r for r in asset_gets(backend) if r.status == 403]
+    assert len(documents) == 1 and len(refused) == 1  # the first refusal renews the links of every file
+
+
+def test_empty_files_and_servers_ignoring_range():
     """``_copy`` against scripted answers: 416 for an empty file, a whole body for a range, a file that changes."""
     answers: list = []
 
-    def fetch(key, locator, byte_range=None, **kwargs):
+    def fetch(key, links, byte_range=None, **kwargs):
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    monkeypatch.setattr(http, "fetch", fetch)
-    copy_ = download_module._copy
+    def copy_(out, chunk=download_module.DEFAULT_CHUNK_BYTES):
+        return download_module._copy("k", None, out, threading.Event(), chunk, fetch=fetch)
+
     out = io.BytesIO()
     answers[:] = [AssetReadError("HTTP 416", key="k", status=416), (b"", 0, False)]
-    assert copy_("k", None, out, threading.Event()) == 0 and out.getvalue() == b""
+    assert copy_(out) == 0 and out.getvalue() == b""
     out = io.BytesIO()
     answers[:] = [(b"whole file", 10, False)]
-    assert copy_("k", None, out, threading.Event()) == 10 and out.getvalue() == b"whole file"
-    monkeypatch.setattr(download_module, "CHUNK", 4)
+    assert copy_(out) == 10 and out.getvalue() == b"whole file"
     out = io.BytesIO()
     answers[:] = [(b"abcd", 10, True), (b"efgh", 10, True), (b"ij", 10, True)]
-    assert copy_("k", None, out, threading.Event()) == 10 and out.getvalue() == b"abcdefghij"
+    assert copy_(out, 4) == 10 and out.getvalue() == b"abcdefghij"
     answers[:] = [(b"abcd", 10, True), (b"efgh", 12, True)]
     with pytest.raises(AssetReadError, match="changed while it was downloaded"):
-        copy_("k", None, io.BytesIO(), threading.Event())
+        copy_(io.BytesIO(), 4)
     answers[:] = [(b"abcd", 10, True), (b"", 10, True)]
     with pytest.raises(AssetReadError, match="got 4 bytes, expected 10"):
-        copy_("k", None, io.BytesIO(), threading.Event())
+        copy_(io.BytesIO(), 4)

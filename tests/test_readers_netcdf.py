@@ -20,7 +20,7 @@ import requests
 import xarray as xr
 
 from xr_openeo.errors import AssetReadError, XrOpenEOError
-from xr_openeo.http import Auth, ResultsLocator
+from xr_openeo.http import Auth, Links
 from xr_openeo.readers import netcdf
 from xr_openeo.readers.netcdf import NetCDFFile, combine_netcdf, open_netcdf
 from xr_openeo.results import AssetSpec, parse_results, url_expiry
@@ -40,8 +40,8 @@ def conn(backend: LocalBackend) -> Any:
     return backend.connect()
 
 
-def run_job(conn: Any, faults: dict | None = None) -> tuple[AssetSpec, ResultsLocator]:
-    """A finished netCDF job: its asset spec and a locator with the connection's auth."""
+def run_job(conn: Any, faults: dict | None = None, clock: Any = None) -> tuple[AssetSpec, Links]:
+    """A finished netCDF job: its asset spec and a locator with the connection's auth (and ``clock``)."""
     options = {"faults": faults} if faults else None
     job = conn.load_collection("SENTINEL2_L2A", bands=["B04", "B08"]).create_job(
         out_format="netCDF", job_options=options
@@ -50,15 +50,15 @@ def run_job(conn: Any, faults: dict | None = None) -> tuple[AssetSpec, ResultsLo
     info = parse_results(conn.get(f"/jobs/{job.job_id}/results").json())
     (spec,) = info.assets
     hrefs = {a.key: a.href for a in info.assets}
-    return spec, ResultsLocator(hrefs, Auth.from_connection(conn), sources=(info.self_url, info.canonical_url))
+    return spec, Links(hrefs, Auth.from_connection(conn), sources=(info.self_url, info.canonical_url), clock=clock)
 
 
 @pytest.fixture(scope="module")
-def plain(conn: Any) -> tuple[AssetSpec, ResultsLocator]:
+def plain(conn: Any) -> tuple[AssetSpec, Links]:
     return run_job(conn)
 
 
-def reference(spec: AssetSpec, locator: ResultsLocator) -> xr.Dataset:
+def reference(spec: AssetSpec, locator: Links) -> xr.Dataset:
     """The asset downloaded whole and opened with xarray's own h5netcdf engine."""
     url = locator.href(spec.key)
     body = requests.get(url, headers=locator.headers(url), timeout=30).content
@@ -66,7 +66,7 @@ def reference(spec: AssetSpec, locator: ResultsLocator) -> xr.Dataset:
 
 
 @pytest.fixture(scope="module")
-def ref(plain: tuple[AssetSpec, ResultsLocator]) -> xr.Dataset:
+def ref(plain: tuple[AssetSpec, Links]) -> xr.Dataset:
     return reference(*plain)
 
 
@@ -102,7 +102,7 @@ class StaticLocator:
 
 
 def test_lazy_open_reads_only_metadata_and_matches_download(
-    backend: LocalBackend, plain: tuple[AssetSpec, ResultsLocator], ref: xr.Dataset
+    backend: LocalBackend, plain: tuple[AssetSpec, Links], ref: xr.Dataset
 ) -> None:
     spec, locator = plain
     backend.clear_requests()
@@ -125,7 +125,7 @@ def test_lazy_open_reads_only_metadata_and_matches_download(
 
 
 def test_one_chunk_read_moves_a_fraction_of_the_file(
-    backend: LocalBackend, plain: tuple[AssetSpec, ResultsLocator], ref: xr.Dataset
+    backend: LocalBackend, plain: tuple[AssetSpec, Links], ref: xr.Dataset
 ) -> None:
     spec, locator = plain
     ds = open_netcdf(spec, locator, download=False, block_size=SMALL_BLOCK)
@@ -146,7 +146,7 @@ def test_one_chunk_read_moves_a_fraction_of_the_file(
 
 @pytest.mark.parametrize("download", [None, True])
 def test_small_files_are_downloaded_whole(
-    backend: LocalBackend, plain: tuple[AssetSpec, ResultsLocator], ref: xr.Dataset, download: bool | None
+    backend: LocalBackend, plain: tuple[AssetSpec, Links], ref: xr.Dataset, download: bool | None
 ) -> None:
     spec, locator = plain
     backend.clear_requests()
@@ -186,7 +186,7 @@ def test_time_dimension_is_renamed_t_and_dims_ordered(tmp_path: Path) -> None:
 
 
 def test_pickles_without_open_files_and_unpickled_copies_compute(
-    plain: tuple[AssetSpec, ResultsLocator], ref: xr.Dataset
+    plain: tuple[AssetSpec, Links], ref: xr.Dataset
 ) -> None:
     spec, locator = plain
     ds = open_netcdf(spec, locator, download=False, block_size=SMALL_BLOCK)
@@ -210,7 +210,7 @@ def test_pickles_without_open_files_and_unpickled_copies_compute(
 
 
 def test_computes_on_a_distributed_cluster(
-    backend: LocalBackend, plain: tuple[AssetSpec, ResultsLocator], ref: xr.Dataset
+    backend: LocalBackend, plain: tuple[AssetSpec, Links], ref: xr.Dataset
 ) -> None:
     from dask.distributed import Client, LocalCluster
 
@@ -232,13 +232,15 @@ def test_computes_on_a_distributed_cluster(
 
 
 @pytest.fixture(scope="module")
-def expired(conn: Any) -> dict[str, tuple[AssetSpec, ResultsLocator, xr.Dataset | None]]:
+def expired(conn: Any) -> dict[str, tuple[AssetSpec, Links, xr.Dataset | None]]:
     """Jobs whose links expire after 2 s, opened (except "refused") while their links were fresh."""
     cases = {"proactive": 410, "reactive": 410, "reactive-403": 403, "refused": 410}
     validity = 2  # seconds: renewed links must outlive a full read of the file
-    out: dict[str, tuple[AssetSpec, ResultsLocator, xr.Dataset | None]] = {}
+    out: dict[str, tuple[AssetSpec, Links, xr.Dataset | None]] = {}
     for name, status in cases.items():
-        spec, locator = run_job(conn, {"url_validity": validity, "expired_status": status})
+        # The reactive cases' links never expire by their clock: the server refuses them first.
+        clock = (lambda: 0.0) if name.startswith("reactive") else None
+        spec, locator = run_job(conn, {"url_validity": validity, "expired_status": status}, clock)
         ds = None if name == "refused" else open_netcdf(spec, locator, download=False, block_size=SMALL_BLOCK)
         out[name] = (spec, locator, ds)
     latest = max(url_expiry(spec.href) or 0 for spec, _, _ in out.values())
@@ -285,7 +287,7 @@ def test_bearer_only_urls_need_the_connections_auth(backend: LocalBackend, conn:
     assert_same_values(ds, ref)
     assert all(r.headers.get("Authorization", "").startswith("Bearer ") for r in asset_requests(backend))
 
-    anonymous = ResultsLocator({spec.key: spec.href}, Auth(), sources=())
+    anonymous = Links({spec.key: spec.href}, Auth(), sources=())
     for download in (None, False, True):
         with pytest.raises(AssetReadError) as info:
             open_netcdf(spec, anonymous, download=download)
@@ -304,13 +306,13 @@ def range_backend() -> Iterator[LocalBackend]:
 
 
 @pytest.fixture(scope="module")
-def range_ignored(range_backend: LocalBackend) -> tuple[AssetSpec, ResultsLocator]:
+def range_ignored(range_backend: LocalBackend) -> tuple[AssetSpec, Links]:
     return run_job(range_backend.connect())
 
 
 def test_range_ignored_falls_back_to_download(
     range_backend: LocalBackend,
-    range_ignored: tuple[AssetSpec, ResultsLocator],
+    range_ignored: tuple[AssetSpec, Links],
     ref: xr.Dataset,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -324,7 +326,7 @@ def test_range_ignored_falls_back_to_download(
 
 
 def test_range_ignored_detected_while_reading_lazily(
-    range_ignored: tuple[AssetSpec, ResultsLocator], ref: xr.Dataset, monkeypatch: pytest.MonkeyPatch
+    range_ignored: tuple[AssetSpec, Links], ref: xr.Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec, locator = range_ignored
     size = int(requests.head(locator.href(spec.key), timeout=10).headers["Content-Length"])
@@ -335,7 +337,7 @@ def test_range_ignored_detected_while_reading_lazily(
     assert_same_values(ds, ref)
 
 
-def test_range_ignored_with_download_false_is_a_clear_error(range_ignored: tuple[AssetSpec, ResultsLocator]) -> None:
+def test_range_ignored_with_download_false_is_a_clear_error(range_ignored: tuple[AssetSpec, Links]) -> None:
     spec, locator = range_ignored
     with pytest.raises(AssetReadError, match="ignores HTTP Range") as info:
         open_netcdf(spec, locator, download=False)
@@ -355,7 +357,7 @@ def test_no_content_length(
 
 
 @pytest.fixture(scope="module")
-def no_length(conn: Any) -> tuple[AssetSpec, ResultsLocator]:
+def no_length(conn: Any) -> tuple[AssetSpec, Links]:
     return run_job(conn, {"no_content_length": True})
 
 

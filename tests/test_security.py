@@ -9,22 +9,27 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-import time
 import traceback
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import requests
 import xarray as xr
 from conftest import SMALL_EXTENT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scripted_http import DROP, Answer, File, ScriptedServer, refusing_address
 
 import xr_openeo
 from xr_openeo.api import load_results
-from xr_openeo.errors import AssetReadError, XrOpenEOError
+from xr_openeo.errors import AssetReadError, FailedReadWarning, XrOpenEOError
+from xr_openeo.http import Auth, Links, RemoteFile, fetch, get_json
 from xr_openeo.readers import netcdf
 from xr_openeo.results import redact
+from xr_openeo.sources import load_results as load_any
 
 # The signature segment of openeo-python-driver style URLs: …/results/{user}/{sig},
 # …/results/assets/{user}/{sig}/{file}, …/results/items/{user}/{sig}/{id}.
@@ -75,7 +80,7 @@ def document_urls(backend, connection, job) -> list[str]:
 def test_the_asset_host_never_receives_the_token(backend, connection, monkeypatch, mode, signed):
     out_format = mode.split("-")[0]
     if mode == "netCDF-lazy":
-        monkeypatch.setattr(netcdf, "AUTO_DOWNLOAD_MAX", 0)  # ranged reads through fsspec, not one download
+        monkeypatch.setattr(netcdf, "AUTO_DOWNLOAD_MAX", 0)  # ranged reads through RemoteFile, not one download
     expected = xr_openeo.open_results(run_job(connection, out_format, faults={"signed_urls": signed})).load()
     job = run_job(connection, out_format, faults={"signed_urls": signed, "redirect_assets": True})
     backend.clear_requests()
@@ -127,7 +132,7 @@ def dataset_texts(ds: xr.Dataset, online: bool = True) -> list[str]:
 
 def test_no_secret_in_reprs_logs_errors_or_warnings(backend, connection, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)  # every logger, at DEBUG
-    monkeypatch.setattr(netcdf, "AUTO_DOWNLOAD_MAX", 0)  # netCDF read by ranges through fsspec
+    monkeypatch.setattr(netcdf, "AUTO_DOWNLOAD_MAX", 0)  # netCDF read by ranges through RemoteFile
     texts: list[str] = []
     urls: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -162,14 +167,19 @@ def test_no_secret_in_reprs_logs_errors_or_warnings(backend, connection, caplog,
             texts += exception_texts(info.value)
 
         # Expired URLs that cannot be renewed (canonical link expired, token revoked): URLExpiredError.
-        expiring = run_job(connection, faults={"url_validity": 2, "canonical_validity": 2})
+        # Links valid for 0 s are born expired: its document (without item links, which would be
+        # refused at open) opens, and every read is refused, without waiting for anything to expire.
+        expiring = run_job(connection, faults={"url_validity": 0, "canonical_validity": 0})
         bearer_only = run_job(connection, faults={"signed_urls": False})
         urls += document_urls(backend, connection, expiring) + document_urls(backend, connection, bearer_only)
-        ds_expiring = xr_openeo.open_results(expiring)
+        expired_doc = connection.get(f"/jobs/{expiring.job_id}/results").json()
+        urls += [link["href"] for link in expired_doc["links"]] + [a["href"] for a in expired_doc["assets"].values()]
+        expired_doc["links"] = [link for link in expired_doc["links"] if link["rel"] != "item"]
+        ds_expiring = xr_openeo.open_results(expired_doc)
         ds_bearer = xr_openeo.open_results(bearer_only)
-        texts.append(repr(load_results(expiring).locator))
-        texts += dataset_texts(ds_expiring) + dataset_texts(ds_bearer)
-        time.sleep(2.5)
+        texts.append(repr(load_results(expired_doc).locator))
+        # (its asset table would fetch the job's documents again, whose item links are born expired too)
+        texts += dataset_texts(ds_expiring, online=False) + dataset_texts(ds_bearer)
         backend.revoke_tokens()
         for ds in (ds_expiring, ds_bearer):
             with pytest.raises(XrOpenEOError) as info:
@@ -267,3 +277,143 @@ def test_pickles_hold_the_token_only_when_allowed(backend, connection, signed):
     else:  # bearer-only hrefs: without the token the graph cannot read, and says why
         with pytest.raises(AssetReadError, match="pickle_token=True"):
             pickle.loads(blob).load()
+
+
+# -- every signing scheme, every place a secret could surface (issue 12.7) ---------------------------------------
+
+#: Where a signed URL keeps its secret: query parameters of each scheme, openEO's path signature, a password.
+POSITIONS = [
+    "sgn",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+    "sig",
+    "X-Goog-Signature",
+    "token",
+    "access_token",
+    "expires",
+    "signature",
+    "path",
+    "password",
+]
+FAILURES = ["ok", "404", "410", "503", "drop", "refused"]
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    server = ScriptedServer()
+    yield server
+    server.close()
+
+
+def signed_url(root: str, position: str, secret: str) -> tuple[str, str]:
+    """(URL, its path) with ``secret`` at ``position``."""
+    if position == "path":
+        path = f"/openeo/1.2/jobs/j-1/results/assets/dXNlcg/{secret}/openEO.tif"
+        return f"{root}{path}?expires=1", path
+    path = "/files/openEO.tif"
+    if position == "password":
+        return root.replace("http://", f"http://user:{secret}@") + path, path
+    return f"{root}{path}?{position}={secret}&x=1", path
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def every_log_record() -> Iterator[Records]:
+    """Every record of every logger (root at DEBUG), as a handler on the root logger sees them."""
+    handler, root = Records(), logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def error_texts(exc: BaseException) -> list[str]:
+    texts = [str(exc), repr(exc), "".join(traceback.format_exception(exc)), repr(exc.args)]
+    texts += [str(getattr(exc, name, "")) for name in ("href", "key", "status", "what", "host", "cause")]
+    texts += [repr(e) for e in (exc.__cause__, exc.__context__) if e is not None]
+    return texts
+
+
+@given(
+    position=st.sampled_from(POSITIONS),
+    secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=14).map(
+        lambda s: "Zq" + s
+    ),
+    failure=st.sampled_from(FAILURES),
+)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_no_signature_anywhere(scripted, position, secret, failure):
+    """No generated secret, in any signing position, appears in an error, its traceback, a repr, a warning, an
+    attribute or a log record (urllib3's included), whatever the request met."""
+    texts: list[str] = []
+    with refusing_address() as refusing, every_log_record() as log, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        root = refusing if failure == "refused" else scripted.root
+        url, path = signed_url(root, position, secret)
+        answer = {
+            "ok": File(b'{"type": "Feature"}' * 100),
+            "404": Answer.json({"code": "NotFound", "message": f"no {path}"}, 404),
+            "410": Answer.json({"code": "ResultLinkExpired", "message": "expired"}, 410),
+            "503": Answer(503),
+            "drop": DROP,
+        }.get(failure, Answer(500))
+        scripted.script(path, answer)
+        links = Links({"openEO.tif": url}, Auth(), (url,))
+        texts += [repr(links), repr(RemoteFile("openEO.tif", links))]
+        with xr_openeo.set_options(retries=1, retry_backoff=0.0, retry_max_backoff=0.0):
+            calls = [
+                lambda: get_json(url, Auth(), what="item document"),
+                lambda: load_any(url),
+                lambda: fetch("openEO.tif", links, (0, 100)),
+                lambda: RemoteFile("openEO.tif", Links({"openEO.tif": url}, Auth())).read(10),
+            ]
+            for call in calls:
+                try:
+                    call()
+                except XrOpenEOError as exc:
+                    texts += error_texts(exc)
+                    if isinstance(exc, AssetReadError):
+                        warning = FailedReadWarning.from_errors([exc], float("nan"))
+                        texts += [str(warning), repr(warning.hrefs)]
+    texts += [str(w.message) for w in caught]
+    texts += [r.getMessage() for r in log.records] + [r.exc_text or "" for r in log.records]
+    texts += [str(r.exc_info[1]) for r in log.records if r.exc_info and r.exc_info[1] is not None]
+    assert any(r.name.startswith("urllib3") for r in log.records) or failure == "refused"
+    leaks = [text[:300] for text in texts if secret in text]
+    assert not leaks, leaks
+
+
+def test_log_filters_are_installed_by_the_first_request_not_by_import(scripted):
+    """In a fresh process: importing adds no filter; the first request adds one per URL logger, once."""
+    import subprocess
+    import sys
+
+    scripted.script("/doc.json", Answer.json({"a": 1}))
+    script = f"""
+import logging
+import xr_openeo, xr_openeo.http
+from xr_openeo.http import RedactingFilter, get_json, Auth
+from xr_openeo.http.logs import URL_LOGGERS
+def count():
+    return [sum(isinstance(f, RedactingFilter) for f in logging.getLogger(n).filters) for n in URL_LOGGERS]
+assert set(count()) == {{0}}, count()
+for _ in range(3):
+    get_json({scripted.url("/doc.json")!r}, Auth())
+assert set(count()) == {{1}}, count()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

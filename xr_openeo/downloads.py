@@ -2,8 +2,8 @@
 
 Every asset is fetched with the machinery reads use (:func:`xr_openeo.http.fetch`: retries with
 backoff, truncation checks, renewal of expired signed URLs, the bearer token only under the backend's
-root), in ranges of :data:`CHUNK` bytes, into a temporary file next to its final name, which it gets by
-an atomic rename only once complete. File names come from asset keys, which the results document
+root), in ranges of ``chunk_bytes`` bytes, into a temporary file next to its final name, which it gets
+by an atomic rename only once complete. File names come from asset keys, which the results document
 (a remote party) chooses: :func:`safe_filename` makes sure none of them leaves the target directory.
 
 Importing this module is cheap (standard library only); the HTTP parts load when a download starts.
@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -25,15 +25,16 @@ from typing import IO, TYPE_CHECKING, Any
 from .errors import AssetReadError, UnsupportedMediaTypeError, XrOpenEOError
 
 if TYPE_CHECKING:
-    from .http import ResultsLocator
+    from .http import Links
     from .results import AssetSpec
+    from .sources import LoadedResults
 
 __all__ = ["download", "safe_filename", "unique_filenames"]
 
 log = logging.getLogger(__name__)
 
-#: Bytes fetched per request: memory held per download thread, and how much a retry re-reads.
-CHUNK = 16 * 2**20
+#: Bytes fetched per request by default: memory held per download thread, and how much a retry re-reads.
+DEFAULT_CHUNK_BYTES = 16 * 2**20
 #: Longest file name written, in UTF-8 bytes (most file systems allow 255; room is left for ``-N``).
 MAX_NAME_BYTES = 200
 #: Names Windows reserves for devices, with or without an extension (``NUL.tif`` is the device too).
@@ -163,6 +164,7 @@ def download(
     connection: Any = None,
     max_workers: int = 8,
     overwrite: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> dict[str, Path]:
     """Download the result files of an openEO batch job into ``directory``, concurrently and safely.
 
@@ -179,7 +181,7 @@ def download(
     source
         What :func:`xr_openeo.open_results` accepts: an ``openeo`` ``BatchJob`` or ``JobResults``; a
         job id (with ``connection``); a results URL; a results document as a dict or a path to one; a
-        pystac ``Collection``/``Item``.
+        pystac ``Collection``/``Item``; or results loaded already (:func:`xr_openeo.sources.load_results`).
     directory
         Where the files go; created (with parents) if missing.
     assets
@@ -191,6 +193,9 @@ def download(
     overwrite
         Replace files that exist already. Without it nothing is downloaded when any target file
         exists (:class:`FileExistsError` naming it), and a file appearing meanwhile is not replaced.
+    chunk_bytes
+        Bytes per request (16 MiB): what each download thread holds in memory, and what a retry
+        asks again.
 
     Returns
     -------
@@ -212,12 +217,17 @@ def download(
     >>> paths = xr_openeo.download(job, "results/")  # doctest: +SKIP
     >>> paths = xr_openeo.download(job_id, "results/", connection=conn, assets="geotiff")  # doctest: +SKIP
     """
-    from .api import load_results
+    from .results import select
+    from .sources import LoadedResults, load_results
 
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
-    results = load_results(source, connection=connection, assets=assets)
-    specs = list(results.assets)
+    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}")
+    results: LoadedResults = (
+        source if isinstance(source, LoadedResults) else load_results(source, connection=connection)
+    )
+    specs = list(select(results.specs, assets))
     for spec in specs:
         _check_downloadable(spec)
     root = Path(directory).expanduser()
@@ -246,7 +256,9 @@ def download(
     done: dict[str, Path] = {}
     with ThreadPoolExecutor(max_workers=min(max_workers, len(specs)), thread_name_prefix="xr-openeo-download") as pool:
         futures = {
-            pool.submit(_download_one, spec.key, results.locator, targets[spec.key], overwrite, stop): spec.key
+            pool.submit(
+                _download_one, spec.key, results.links, targets[spec.key], overwrite, stop, chunk_bytes
+            ): spec.key
             for spec in specs
         }
         try:
@@ -273,7 +285,7 @@ def download(
 
 
 def _check_downloadable(spec: AssetSpec) -> None:
-    from .results import redact
+    from .urls import redact
 
     if spec.format == "zarr":
         raise UnsupportedMediaTypeError(
@@ -291,14 +303,16 @@ def _check_downloadable(spec: AssetSpec) -> None:
         )
 
 
-def _download_one(key: str, locator: ResultsLocator, target: Path, overwrite: bool, stop: threading.Event) -> Path:
+def _download_one(
+    key: str, links: Links, target: Path, overwrite: bool, stop: threading.Event, chunk_bytes: int
+) -> Path:
     """Fetch asset ``key`` into a temporary file next to ``target``, then rename it to ``target``."""
     if stop.is_set():
         raise _Stopped
     temp, handle = _temporary(target)
     try:
         with handle:
-            size = _copy(key, locator, handle, stop)
+            size = _copy(key, links, handle, stop, chunk_bytes)
             handle.flush()
             os.fsync(handle.fileno())
         _publish(temp, target, overwrite)
@@ -321,20 +335,32 @@ def _temporary(target: Path) -> tuple[Path, IO[bytes]]:
         return temp, os.fdopen(fd, "wb")
 
 
-def _copy(key: str, locator: ResultsLocator, out: IO[bytes], stop: threading.Event) -> int:
-    """Write asset ``key`` to ``out`` in ranges of :data:`CHUNK` bytes; the number of bytes written."""
-    from .http import fetch
+def _copy(
+    key: str,
+    links: Links,
+    out: IO[bytes],
+    stop: threading.Event,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    fetch: Callable[..., tuple[bytes, int | None, bool]] | None = None,
+) -> int:
+    """Write asset ``key`` to ``out`` in ranges of ``chunk_bytes``; the number of bytes written.
 
+    ``fetch`` is :func:`xr_openeo.http.fetch` unless given (tests script the answers with it).
+    """
+    if fetch is None:
+        from . import http
+
+        fetch = http.fetch
     start, size = 0, None
     while True:
         if stop.is_set():
             raise _Stopped
         try:
-            data, total, ranged = fetch(key, locator, (start, start + CHUNK))
+            data, total, ranged = fetch(key, links, (start, start + chunk_bytes))
         except AssetReadError as exc:
             if start or exc.status != 416:
                 raise
-            data, total, ranged = fetch(key, locator)  # an empty file has no byte 0 to ask for
+            data, total, ranged = fetch(key, links)  # an empty file has no byte 0 to ask for
         if not ranged:  # the server ignored Range and sent the whole file
             out.seek(0)
             out.truncate()
@@ -350,7 +376,7 @@ def _copy(key: str, locator: ResultsLocator, out: IO[bytes], stop: threading.Eve
             )
         out.write(data)
         start += len(data)
-        if (size is not None and start >= size) or (size is None and len(data) < CHUNK) or not data:
+        if (size is not None and start >= size) or (size is None and len(data) < chunk_bytes) or not data:
             if size is not None and start != size:
                 raise AssetReadError(f"Asset {key!r}: got {start} bytes, expected {size}", key=key)
             return start

@@ -19,12 +19,17 @@ from .._options import get_option
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Answers a signed URL gives once it has expired (some backends, S3, Azure, openEO's ResultLinkExpired).
 EXPIRED_STATUSES = frozenset({400, 403, 404, 410})
+#: Error codes that make a 400 mean "this link expired" (openEO, S3, Google Cloud Storage, Azure).
+EXPIRED_CODES = frozenset(
+    {"ResultLinkExpired", "CredentialsInvalid", "ExpiredToken", "AccessDenied", "AuthenticationFailed"}
+)
 
 Clock = Callable[[], float]
 """Seconds since the epoch, as :func:`time.time` gives them; injectable so tests can drive expiry."""
 
 
 def wall_clock() -> float:
+    """:func:`time.time`: the default clock."""
     return time.time()
 
 
@@ -77,7 +82,19 @@ class RetryPolicy:
 
 
 def is_transient_status(status: int | None) -> bool:
+    """Whether an answer with HTTP ``status`` is worth retrying as it is (rate limits, server errors)."""
     return status in TRANSIENT_STATUSES
+
+
+def is_refused_link(status: int | None, code: str | None = None) -> bool:
+    """Whether an answer means the link expired or was refused, so that a fresh link may work.
+
+    403, 404 and 410 always do (object stores answer an expired presigned URL with 403, some
+    backends with 404, openEO's ``ResultLinkExpired`` is 410); 400 only with an expiry ``code``.
+    """
+    if status not in EXPIRED_STATUSES:
+        return False
+    return status != 400 or code in EXPIRED_CODES
 
 
 def retry_after(
