@@ -72,10 +72,17 @@ def test_size_from_the_first_ranged_get_then_header_cache_and_blocks(server):
         again.seek(-1)
 
 
-def test_read_all_is_one_get_of_what_the_header_did_not_bring(server):
+def test_read_all_is_one_get(server):
+    # Nothing known of the file yet: one GET of all of it, whose start is kept as the header.
+    links = served(server, "/whole.bin", File(DATA))
+    assert RemoteFile("f", links, head_bytes=4096).read_all() == DATA
+    assert requests_to(server, "/whole.bin") == [("GET", None)]
+    assert RemoteFile("f", links, head_bytes=4096).size == len(DATA)  # from the kept header: no request
+    assert len(requests_to(server, "/whole.bin")) == 1
+    # The header already read: one GET of what it did not bring.
     links = served(server, "/all.bin", File(DATA))
     f = RemoteFile("f", links, head_bytes=4096)
-    assert f.read_all() == DATA
+    assert f.size == len(DATA) and f.read_all() == DATA
     assert requests_to(server, "/all.bin") == [("GET", "bytes=0-4095"), ("GET", f"bytes=4096-{len(DATA) - 1}")]
     small = served(server, "/small.bin", File(DATA[:100]))
     assert RemoteFile("f", small).read_all() == DATA[:100] and len(requests_to(server, "/small.bin")) == 1

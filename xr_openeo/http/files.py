@@ -219,9 +219,17 @@ class RemoteFile(io.RawIOBase):
     get_byte_ranges = read_ranges  # the name rasterio's multi-range opener protocol uses
 
     def read_all(self) -> bytes:
-        """The whole file: one GET of what the header request did not bring (none when it brought all)."""
+        """The whole file in one GET: everything when its header is not known yet (the header is kept
+        for later windows), else what the header request did not bring (nothing when it brought all)."""
         if self._path is not None:
             return self._local_read(0, self._local_size())
+        if self._head is None and self._whole is None:
+            cached = HEADS.get((self.links.scope, self.key))
+            if cached is None:
+                data, _, _ = fetch(self.key, self.links)
+                HEADS.put((self.links.scope, self.key), Head(len(data), data[: self.head_bytes], True))
+                return data
+            self._head = cached
         head = self._first()
         if self._whole is not None:
             return self._whole
