@@ -147,10 +147,10 @@ def open_results(request):
         return xr_openeo.open_results
 
     def via_engine(source, *, chunks=None, **kwargs):
-        # chunks={}: dask-backed with the reader's own chunks (chunks=None would give xarray's lazy numpy).
+        # chunks={}: dask-backed with the reader's own chunks (chunks=None would give xarray's lazy arrays).
         import xarray as xr
 
-        return xr.open_dataset(source, engine="openeo", read_chunks=chunks, chunks={}, **kwargs)
+        return xr.open_dataset(source, engine="openeo", chunks={} if chunks is None else chunks, **kwargs)
 
     return via_engine
 

@@ -62,11 +62,11 @@ def test_opening_sends_no_request_for_asset_bytes(open_results):
         job = conn.load_collection("SENTINEL2_L2A", bands=["B02", "B03", "B04"]).create_job(out_format="GTiff")
         job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
         b.clear_requests()
-        ds = open_results(job, chunks={"y": 256, "x": 256})
-        assert ds.sizes == {"t": 20, "y": 512, "x": 512}
+        ds = open_results(job)  # default chunks: whole files (one GET each when read whole)
+        assert ds.sizes == {"t": 20, "y": 512, "x": 512} and ds.B03.chunks[1:] == ((512,), (512,))
         assert not [r for r in b.requests if "/results/assets/" in r.path]
 
-        # One tile of one band across all dates: a header and a tile per file, nothing else.
+        # One tile of one band across all dates, default chunks: a header and a tile per file, nothing else.
         b.clear_requests()
         window = ds.B03.isel(y=slice(256, 512), x=slice(0, 256)).values
         assert window.shape == (20, 256, 256)
@@ -99,7 +99,7 @@ def test_several_dates_per_task(backend, connection):
     ds = xr_openeo.open_results(run_job(connection), chunks={"t": 2})
     assert ds.B04.chunks[0] == (2, 1)
     graph = dict(ds.B04.data.__dask_graph__())
-    reads = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("read-geotiff")]
+    reads = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("openeo-read-") and "-band" not in k[0]]
     assert len(reads) == 2
 
 

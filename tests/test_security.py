@@ -24,10 +24,8 @@ from hypothesis import strategies as st
 from scripted_http import DROP, Answer, File, ScriptedServer, refusing_address
 
 import xr_openeo
-from xr_openeo.api import load_results
 from xr_openeo.errors import AssetReadError, FailedReadWarning, XrOpenEOError
 from xr_openeo.http import Auth, Links, RemoteFile, fetch, get_json
-from xr_openeo.readers import netcdf
 from xr_openeo.results import redact
 from xr_openeo.sources import load_results as load_any
 
@@ -80,7 +78,7 @@ def document_urls(backend, connection, job) -> list[str]:
 def test_the_asset_host_never_receives_the_token(backend, connection, monkeypatch, mode, signed):
     out_format = mode.split("-")[0]
     if mode == "netCDF-lazy":
-        monkeypatch.setattr(netcdf, "AUTO_DOWNLOAD_MAX", 0)  # ranged reads through RemoteFile, not one download
+        monkeypatch.setenv("XR_OPENEO_DOWNLOAD_THRESHOLD", "0")  # ranged reads through RemoteFile, not one download
     expected = xr_openeo.open_results(run_job(connection, out_format, faults={"signed_urls": signed})).load()
     job = run_job(connection, out_format, faults={"signed_urls": signed, "redirect_assets": True})
     backend.clear_requests()
@@ -132,7 +130,7 @@ def dataset_texts(ds: xr.Dataset, online: bool = True) -> list[str]:
 
 def test_no_secret_in_reprs_logs_errors_or_warnings(backend, connection, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)  # every logger, at DEBUG
-    monkeypatch.setattr(netcdf, "AUTO_DOWNLOAD_MAX", 0)  # netCDF read by ranges through RemoteFile
+    monkeypatch.setenv("XR_OPENEO_DOWNLOAD_THRESHOLD", "0")  # netCDF read by ranges through RemoteFile
     texts: list[str] = []
     urls: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -150,7 +148,7 @@ def test_no_secret_in_reprs_logs_errors_or_warnings(backend, connection, caplog,
             urls += document_urls(backend, connection, job)
             ds = xr_openeo.open_results(job)
             texts += dataset_texts(ds)
-            texts.append(repr(load_results(job).locator))
+            texts.append(repr(load_any(job).links))
             texts += dataset_texts(ds.load())
 
         # Failing reads: AssetReadError.
@@ -177,7 +175,7 @@ def test_no_secret_in_reprs_logs_errors_or_warnings(backend, connection, caplog,
         expired_doc["links"] = [link for link in expired_doc["links"] if link["rel"] != "item"]
         ds_expiring = xr_openeo.open_results(expired_doc)
         ds_bearer = xr_openeo.open_results(bearer_only)
-        texts.append(repr(load_results(expired_doc).locator))
+        texts.append(repr(load_any(expired_doc).links))
         # (its asset table would fetch the job's documents again, whose item links are born expired too)
         texts += dataset_texts(ds_expiring, online=False) + dataset_texts(ds_bearer)
         backend.revoke_tokens()

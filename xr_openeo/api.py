@@ -10,7 +10,7 @@ from typing import Any
 
 from ._options import get_option
 from .assemble import ConnectionRef, Provenance, as_tree, empty_dataset
-from .errors import SkippedAssetWarning, XrOpenEOError
+from .errors import SkippedAssetWarning, UnsupportedMediaTypeError, XrOpenEOError
 from .lazy import normalize_chunks
 from .readers import RASTER_FORMATS, TABLE_FORMATS
 from .results import AssetSpec
@@ -106,6 +106,8 @@ def open_loaded(
         table_selection = _select(loaded.specs, assets, "table")
         if table_selection.chosen:
             selection = table_selection
+    if not selection.chosen and selection.skipped:
+        raise _nothing_to_open(selection)
     _report(selection, loaded)
     provenance = provenance_of(loaded, selection.chosen, selection.skipped)
     parts: dict[str, Any] = {}
@@ -183,6 +185,15 @@ def _select(specs: Sequence[AssetSpec], assets: Any, purpose: str) -> Any:
     from .results import select
 
     return select(specs, assets, purpose=purpose)
+
+
+def _nothing_to_open(selection: Any) -> UnsupportedMediaTypeError:
+    listed = "; ".join(f"{key}: {why}" for key, why in selection.skipped.items())
+    return UnsupportedMediaTypeError(
+        f"These results hold nothing xr_openeo can open ({listed}). Download the files instead with "
+        "xr_openeo.download(source, directory).",
+        key=next(iter(selection.skipped)),
+    )
 
 
 def _report(selection: Any, loaded: Any) -> None:

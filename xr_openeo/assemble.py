@@ -126,11 +126,14 @@ def raster_dataset(
         var.encoding["preferred_chunks"] = {d: preferred_chunks[str(d)] for d in var.dims}
         data_vars[name] = var
     ds = xr.Dataset(data_vars, coords=coords)
-    ds = ds.rio.write_crs(layout.grid.crs)
-    ds = ds.rio.write_transform(_affine(layout.grid))
+    # In place: rioxarray's copies are deep, and would give each band a reader of its own.
+    ds.rio.write_crs(layout.grid.crs, inplace=True)
+    ds.rio.write_transform(_affine(layout.grid), inplace=True)
     if nodata is not None:
+        # NaN is a value of the data (nothing to encode); another nodata is what masking replaced by NaN.
+        encoded = masked and not np.isnan(nodata)
         for name in ds.data_vars:
-            ds[name] = ds[name].rio.write_nodata(nodata, encoded=masked)
+            ds[name].rio.write_nodata(nodata, encoded=encoded, inplace=True)
     return provenance.apply(ds)
 
 

@@ -20,7 +20,7 @@ from .lazy import band_arrays, band_variables, resolve_chunks
 from .mosaic import Layout, Source, duplicated_grids, plan
 from .readers import raster_reader
 from .readers.base import FileInfo, Reader
-from .readers.nodata import fill_value, output_dtype
+from .readers.nodata import fill_value, is_float, output_dtype
 from .results import AssetSpec
 
 _T = TypeVar("_T")
@@ -153,6 +153,8 @@ def _dataset(layout: Layout, reader: Reader, provenance: Provenance, options: Ra
     if nodata is None:
         nodata = next((s.info.nodata for s in layout.sources if s.info.nodata is not None), None)
     fill = fill_value(dtype, nodata, masked=options.masked)
+    if nodata is None and options.masked and is_float(dtype):
+        nodata = float("nan")  # unknown without a header: missing pixels are NaN, and say so to GIS tools
     if fill is None and (options.on_read_error == "fill" or _has_holes(layout)):
         why = "failed reads" if options.on_read_error == "fill" else "the pixels no file covers"
         raise ValueError(
