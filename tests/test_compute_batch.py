@@ -100,8 +100,8 @@ def test_the_accessor(backend, connection):
     acc = ds.openeo
     assert acc.job_id and acc.status() == "finished"
     assert acc.job.job_id == acc.job_id
-    assert any(e["message"].startswith("Job finished") for e in acc.logs())
-    assert acc.logs(level="error") == []
+    assert acc.logs()["message"].str.startswith("Job finished").any()
+    assert acc.logs(level="error").empty
     assert {n["process_id"] for n in acc.process_graph.values()} >= {"load_collection", "ndvi", "save_result"}
     table = acc.assets
     assert list(table.index) == ["openEO_2023-01-01Z.tif", "openEO_2023-01-06Z.tif", "openEO_2023-01-11Z.tif"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -106,7 +107,7 @@ def test_same_datetime_assets_merge_first_valid_pixel(backend, connection):
     assert np.isnan(separate.B04.isel(t=0).values).sum() > np.isnan(merged.B04.values).sum()
 
 
-def test_assets_on_different_grids_come_back_as_groups(backend, connection):
+def test_assets_on_one_grid_mosaic_and_on_other_grids_come_back_as_groups(backend, connection):
     small = {"west": 640000, "south": 5689000, "east": 641000, "north": 5690000, "crs": 32631}
     jobs = [
         finished(
@@ -123,12 +124,21 @@ def test_assets_on_different_grids_come_back_as_groups(backend, connection):
         "big.tif": next(iter(docs[0]["assets"].values())),
         "small.tif": next(iter(docs[1]["assets"].values())),
     }
-    tree = xr_openeo.open_results(combined)
+    # The small file lies on the big one's pixel grid: one cube on their union (the big one's extent).
+    mosaic = xr_openeo.open_results(combined)
+    assert isinstance(mosaic, xr.Dataset) and mosaic.sizes == {"t": 1, "y": 256, "x": 256}
+    alone = xr_openeo.open_results({**combined, "assets": {"big.tif": combined["assets"]["big.tif"]}})
+    xr.testing.assert_equal(mosaic.B04, alone.B04)  # the big file comes first and has every pixel
+    # Shifted by half a pixel, it cannot share that grid: a DataTree with a group per grid.
+    shifted = json.loads(json.dumps(combined))
+    bbox = shifted["assets"]["small.tif"]["proj:bbox"]
+    shifted["assets"]["small.tif"]["proj:bbox"] = [bbox[0] + 5, bbox[1], bbox[2] + 5, bbox[3]]
+    tree = xr_openeo.open_results(shifted)
     assert isinstance(tree, xr.DataTree)
     sizes = sorted(tree[group].dataset.sizes["x"] for group in tree.children)
     assert sizes == [100, 256]
     with pytest.raises(ValueError, match="different grids"):
-        xr.open_dataset(combined, engine="openeo")
+        xr.open_dataset(shifted, engine="openeo")
 
 
 def test_selecting_assets(backend, connection, open_results):

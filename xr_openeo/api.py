@@ -108,7 +108,8 @@ def open_loaded(
             selection = table_selection
     if not selection.chosen and selection.skipped:
         raise _nothing_to_open(selection)
-    _report(selection, loaded)
+    if assets is None:
+        _report(selection, loaded)
     provenance = provenance_of(loaded, selection.chosen, selection.skipped)
     parts: dict[str, Any] = {}
     if rasters:
@@ -148,8 +149,9 @@ def open_dataframe(
 
     loaded = load_results(source, connection=connection, partial=partial)
     selection = _select(loaded.specs, assets, "table")
-    _report(selection, loaded)
     raster_json, frames = _read_json_and_tables(loaded, selection.chosen)
+    if frames and assets is None:
+        _report(selection, loaded)
     if not frames:
         have = ", ".join(f"{a.key} ({a.media_type})" for a in loaded.specs) or "none"
         raise XrOpenEOError(

@@ -70,6 +70,11 @@ class RasterCube:
     def __post_init__(self) -> None:
         if self.on_read_error not in ("raise", "fill"):
             raise ValueError(f"on_read_error must be 'raise' or 'fill', got {self.on_read_error!r}")
+        if self.on_read_error == "fill" and self.fill is None:
+            raise ValueError(
+                f"on_read_error='fill' needs a value to fill {self.dtype} output with: pass dtype='float32' "
+                "(failed reads become NaN) or a nodata value"
+            )
         by_time: list[list[int]] = [[] for _ in range(self.n_times)]
         for i, p in enumerate(self.placements):
             for step in p.steps:

@@ -186,7 +186,7 @@ class FailedReadWarning(XrOpenEOWarning):
     def from_errors(cls, errors: list[AssetReadError], fill: float, what: str = "") -> FailedReadWarning:
         """The warning for ``errors`` (one per failed asset) whose data became ``fill``."""
         listed = "; ".join(
-            f"{e.key!r} at {e.href} (HTTP {e.status})" if e.status else f"{e.key!r} at {e.href}" for e in errors
+            f"{e.what or repr(e.key)} at {e.href}" + (f" (HTTP {e.status})" if e.status else "") for e in errors
         )
         return cls(
             f"Reading failed after retries for {listed}; {what or 'the chunk'} was filled with {fill} "

@@ -86,7 +86,9 @@ def geotiff_sources(specs: Sequence[AssetSpec], reader: Reader, options: RasterO
         wanted = unknown if max(per_date.values()) > 1 else unknown[:1]
         headers.update(_headers(reader, specs, wanted))
     needs_dtype = not options.masked and not options.dtype and not specs[0].dtype
-    needs_nodata = options.on_read_error == "fill" and specs[0].nodata is None
+    # Failed reads of integer output are filled with nodata: the file's, when the document has none.
+    integer = needs_dtype or not is_float(options.dtype or specs[0].dtype or "float32")
+    needs_nodata = options.on_read_error == "fill" and specs[0].nodata is None and integer
     if (needs_dtype or needs_nodata) and not headers:
         headers.update(_headers(reader, specs, [0]))
     assumed = next(iter(headers.values()), None)

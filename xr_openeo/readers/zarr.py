@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
 
+from ..errors import AssetReadError
 from ..http import Links, fetch
 from .cf import CFReader
 
@@ -53,7 +54,11 @@ class AssetStore(Store):
         return f"AssetStore({self.key!r})"
 
     def _get(self, name: str, byte_range: ByteRequest | None) -> bytes | None:
-        data, total, _ = fetch(self.key, self.links, inner=name, missing_ok=True)
+        try:
+            data, total, _ = fetch(self.key, self.links, inner=name, missing_ok=True)
+        except AssetReadError as exc:
+            exc.what = f"chunk {name!r} of asset {self.key!r}"
+            raise
         if total is None and not data:  # 404: the key does not exist
             return None
         if byte_range is None:
