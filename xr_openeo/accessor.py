@@ -18,7 +18,7 @@ from typing import Any
 import xarray as xr
 
 from .assemble import CONNECTION, SHARE_URL
-from .errors import XrOpenEOError
+from .errors import NoJobError, XrOpenEOError
 
 NOT_BOUND = (
     "This Dataset is not bound to an openEO graph or job (it did not come from xr_openeo). Make one with "
@@ -99,12 +99,16 @@ class OpenEOAccessor:
         if self.job_id:
             return self.job_id
         if self.is_deferred:
-            raise XrOpenEOError(
-                "This Dataset has not run yet: it is a deferred graph. Run it with ds.openeo.compute_batch()."
+            raise NoJobError(
+                "This Dataset names no batch job yet: it is a deferred graph that has not run. Run it with "
+                "ds.openeo.compute_batch()."
             )
         if self.is_bound:
-            raise XrOpenEOError("These results name no batch job (they were opened from a document without one).")
-        raise XrOpenEOError(NOT_BOUND)
+            raise NoJobError(
+                "This Dataset names no batch job (its results document has none); open or download the results "
+                "from the source they came from: xr_openeo.open_results(source), xr_openeo.download(source, dir)."
+            )
+        raise NoJobError(NOT_BOUND)
 
     def _connection(self, connection: Any, doing: str) -> Any:
         connection = connection if connection is not None else self.connection
@@ -242,7 +246,7 @@ class OpenEOAccessor:
         from .api import compute_batch
 
         if not self.is_bound:
-            raise XrOpenEOError(NOT_BOUND)
+            raise NoJobError(NOT_BOUND)
         return compute_batch(self.process_graph, connection=self._connection(connection, "run its graph"), **kwargs)
 
     # -- notebooks -------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def open_loaded(
 
     selection = _select(loaded.specs, assets, "raster")
     rasters = [s for s in selection.chosen if s.format in RASTER_FORMATS]
-    if not rasters and not any(s.format == "json" for s in selection.chosen):
+    if not rasters:  # tables (and JSON, which may hold a raster: its content decides)
         table_selection = _select(loaded.specs, assets, "table")
         if table_selection.chosen:
             selection = table_selection

@@ -227,7 +227,7 @@ def download(
     results: LoadedResults = (
         source if isinstance(source, LoadedResults) else load_results(source, connection=connection)
     )
-    specs = list(select(results.specs, assets))
+    specs = list(select(results.specs, assets).chosen)
     for spec in specs:
         _check_downloadable(spec)
     root = Path(directory).expanduser()

@@ -63,6 +63,10 @@ class JobTimeoutError(JobError):
     """Waiting for a job took longer than ``timeout``; the job itself keeps running."""
 
 
+class NoJobError(XrOpenEOError, ValueError):
+    """A Dataset names no batch job: a deferred graph that has not run, or data not from openEO."""
+
+
 class AuthenticationError(XrOpenEOError):
     """The backend refused the credentials (HTTP 401/403): authenticate again."""
 
