@@ -89,7 +89,7 @@ def check_table(entry: Entry, frame: object) -> None:
     assert isinstance(frame, pd.DataFrame)
     expected = entry.expected
     assert expected.dates is not None and expected.table_shape is not None
-    assert list(frame.index.names) == ["t", "geometry"]
+    assert list(frame.index.names) == ["t", "feature"]
     assert list(frame.columns) == list(expected.table_columns)
     assert frame.shape == expected.table_shape
     for d in expected.dates:
