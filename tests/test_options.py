@@ -81,8 +81,8 @@ def test_set_options_reaches_the_readers_of_both_fronts(backend, connection):
         values = ds.B04.variable._data  # the engine's (wrapped) lazily indexed array, or a dask array
         while hasattr(values, "array"):
             values = values.array
-            if hasattr(values, "reader"):
-                return values.reader.on_read_error
+            if hasattr(values, "share"):  # the engine's band array, over the cube it reads
+                return values.share.cube.on_read_error
         graph = dict(ds.B04.data.__dask_graph__())
         (choice,) = {v.on_read_error for v in graph.values() if hasattr(v, "on_read_error")}
         return choice
