@@ -103,21 +103,21 @@ def test_several_dates_per_task(backend, connection):
     assert len(reads) == 2
 
 
-def test_the_token_only_goes_under_the_backend_root(backend, connection):
+def test_the_token_only_goes_under_the_backend_root(backend, connection, open_results):
     job = run_job(connection, faults={"signed_urls": False})
-    ds = xr_openeo.open_results(job)
+    ds = open_results(job)
     ds.load()
     asset_requests = [r for r in backend.requests if "/results/assets/" in r.path]
     assert asset_requests and all(r.headers.get("Authorization", "").startswith("Bearer ") for r in asset_requests)
-    signed = xr_openeo.open_results(run_job(connection))
+    signed = open_results(run_job(connection))
     backend.clear_requests()
     signed.load()
     assert [r.path for r in backend.requests if "Authorization" in r.headers] == []
 
 
-def test_graphs_pickle_without_the_token(backend, connection):
+def test_graphs_pickle_without_the_token(backend, connection, open_results):
     job = run_job(connection, faults={"signed_urls": True})
-    ds = xr_openeo.open_results(job)
+    ds = open_results(job)
     blob = pickle.dumps(ds)
     token = connection.auth.bearer.split("/")[-1]
     assert token.encode() not in blob
@@ -143,32 +143,44 @@ def test_open_by_url_document_path_and_job_id(backend, connection, tmp_path):
         xr.testing.assert_equal(xr_openeo.open_results(source, **kwargs).load(), expected)
 
 
-def test_expired_urls_are_renewed(backend, connection):
-    job = run_job(connection, faults={"url_validity": 2})
-    ds = xr_openeo.open_results(job)
-    import time
-
-    time.sleep(3)
+def test_expired_urls_are_renewed(clocked_backend, clock, open_results):
+    connection = clocked_backend.connect()
+    job = run_job(connection, faults={"url_validity": 60})
+    ds = open_results(job)
+    clock.advance(120)  # the backend now refuses every asset URL the graph holds
+    clocked_backend.clear_requests()
     ds.load()
-    doc_fetches = [r for r in backend.requests if r.path.endswith("/results") and r.method == "GET"]
-    assert len(doc_fetches) >= 2
+    doc_fetches = [r for r in clocked_backend.requests if r.path.endswith("/results") and r.method == "GET"]
+    refused = [r for r in clocked_backend.requests if "/results/assets/" in r.path and r.status == 410]
+    assert refused and len(doc_fetches) == 1  # renewed once, however many reads were refused
 
 
-def test_distributed_with_expiring_urls(backend, connection):
+def test_distributed_with_expiring_urls(clocked_backend, clock, open_results):
     import distributed  # in the test extra: this test must run, never skip
 
-    job = run_job(connection, faults={"url_validity": 2, "canonical_validity": 600})
-    ds = xr_openeo.open_results(job, chunks={"y": 128, "x": 128})
+    connection = clocked_backend.connect()
+    job = run_job(connection, faults={"url_validity": 60, "canonical_validity": 600})
+    ds = open_results(job, chunks={"t": 1})
     expected = ds.compute(scheduler="threads")
-    import time
-
-    time.sleep(3)  # every asset URL in the graph has expired now
+    clock.advance(120)  # every asset URL in the graph has expired now; the canonical link has not
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=2, processes=True, dashboard_address="127.0.0.1:0"
     ) as cluster:
         with distributed.Client(cluster) as client:
             result = client.compute(ds).result()
     xr.testing.assert_identical(result, expected)
+
+
+def test_raster_json_opens_through_both_fronts(backend, connection, open_results):
+    cube = connection.load_collection("SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, bands=["B04", "B08"])
+    expected = xr_openeo.open_results(run_job(connection), dtype="uint16", masked=False).load()
+    job = cube.create_job(out_format="JSON")
+    job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
+    ds = open_results(job)
+    assert set(ds.data_vars) == {"B04", "B08"} and ds.B04.dims == ("t", "y", "x")
+    np.testing.assert_array_equal(ds.B04.values, expected.B04.values)
+    np.testing.assert_array_equal(ds.t.values, expected.t.values)
+    assert ds.openeo.job_id == job.job_id
 
 
 def test_bad_input_raises_library_errors(backend, connection):
