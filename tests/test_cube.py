@@ -24,8 +24,7 @@ def grid(col0: int, row0: int, rows: int, cols: int, size: float = 10.0, crs: st
 def tile_sources(layout: list[tuple[str, int, int, int, int]], date: str = "2024-01-01") -> list[Source]:
     sources = []
     for key, row0, col0, rows, cols in layout:
-        info = FileInfo(grid=grid(col0, row0, rows, cols), bands=(0, 1), names=("B04", "B08"), dtype="uint16",
-                        nodata=0)
+        info = FileInfo(grid=grid(col0, row0, rows, cols), bands=(0, 1), names=("B04", "B08"), dtype="uint16", nodata=0)
         spec = AssetSpec(key=key, href=f"fake://{key}", bands=("B04", "B08"), time=np.datetime64(date, "ns"))
         sources.append(Source(spec, info))
     return sources
@@ -34,8 +33,9 @@ def tile_sources(layout: list[tuple[str, int, int, int, int]], date: str = "2024
 def cube_of(sources: list[Source], reader: FakeReader | None = None, **kwargs) -> tuple[RasterCube, FakeReader]:
     (layout,) = plan(sources)
     reader = reader or FakeReader({s.spec.key: s.info for s in sources})
-    cube = RasterCube(reader, layout.grid, len(layout.times), len(layout.names), layout.placements, "float32",
-                      float("nan"), **kwargs)
+    cube = RasterCube(
+        reader, layout.grid, len(layout.times), len(layout.names), layout.placements, "float32", float("nan"), **kwargs
+    )
     return cube, reader
 
 
@@ -94,13 +94,27 @@ def test_overlapping_tiles_take_the_first_valid_pixel(boxes, band):
 def test_files_on_other_grids_form_other_cubes():
     same = tile_sources([("a", 0, 0, 10, 10), ("b", 0, 10, 10, 10)])
     shifted = tile_sources([("half", 0, 0, 10, 10)])
-    shifted[0] = Source(shifted[0].spec, FileInfo(
-        grid=Grid("EPSG:32631", (10, 10), (10.0, 0.0, 500005.0, 0.0, -10.0, 6000000.0)), bands=(0, 1),
-        names=("B04", "B08"), dtype="uint16"))
-    coarse = [Source(AssetSpec(key="coarse", href="fake://c"), FileInfo(grid=grid(0, 0, 5, 5, size=20.0),
-                     bands=(0,), names=("B04",), dtype="uint16"))]
-    other_crs = [Source(AssetSpec(key="utm32", href="fake://u"), FileInfo(grid=grid(0, 0, 10, 10, crs="EPSG:32632"),
-                        bands=(0,), names=("B04",), dtype="uint16"))]
+    shifted[0] = Source(
+        shifted[0].spec,
+        FileInfo(
+            grid=Grid("EPSG:32631", (10, 10), (10.0, 0.0, 500005.0, 0.0, -10.0, 6000000.0)),
+            bands=(0, 1),
+            names=("B04", "B08"),
+            dtype="uint16",
+        ),
+    )
+    coarse = [
+        Source(
+            AssetSpec(key="coarse", href="fake://c"),
+            FileInfo(grid=grid(0, 0, 5, 5, size=20.0), bands=(0,), names=("B04",), dtype="uint16"),
+        )
+    ]
+    other_crs = [
+        Source(
+            AssetSpec(key="utm32", href="fake://u"),
+            FileInfo(grid=grid(0, 0, 10, 10, crs="EPSG:32632"), bands=(0,), names=("B04",), dtype="uint16"),
+        )
+    ]
     layouts = plan(same + shifted + coarse + other_crs)
     assert sorted(len(layout.placements) for layout in layouts) == [1, 1, 1, 2]
     assert grid_key(grid(3, 7, 1, 1)) == grid_key(grid(0, 0, 100, 100))

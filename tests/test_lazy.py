@@ -30,26 +30,27 @@ GRID = Grid("EPSG:32631", (96, 80), (10.0, 0.0, 600000.0, 0.0, -10.0, 5000960.0)
 def series(dates: int = 4, bands: int = 3, nodata: float | None = 0) -> tuple[RasterCube, FakeReader, np.ndarray]:
     """A cube of one single-date file per date, and its expected values (nodata as NaN)."""
     files = {
-        f"f{d}.tif": FileInfo(grid=GRID, bands=tuple(range(bands)), names=tuple("abcde"[:bands]), dtype="uint16",
-                              nodata=nodata)
+        f"f{d}.tif": FileInfo(
+            grid=GRID, bands=tuple(range(bands)), names=tuple("abcde"[:bands]), dtype="uint16", nodata=nodata
+        )
         for d in range(dates)
     }
     reader = FakeReader(files)
-    placements = tuple(
-        Placement(key, 0, 0, GRID.shape, (d,), tuple(range(bands)), GRID) for d, key in enumerate(files)
-    )
+    placements = tuple(Placement(key, 0, 0, GRID.shape, (d,), tuple(range(bands)), GRID) for d, key in enumerate(files))
     cube = RasterCube(reader, GRID, dates, bands, placements, "float32", float("nan"))
     rows, cols = np.arange(GRID.shape[0])[:, None], np.arange(GRID.shape[1])[None, :]
-    expected = np.stack(
-        [np.stack([fake_value(key, b, 0, rows, cols) for b in range(bands)]) for key in files]
-    ).astype("float32")
+    expected = np.stack([np.stack([fake_value(key, b, 0, rows, cols) for b in range(bands)]) for key in files]).astype(
+        "float32"
+    )
     if nodata is not None:
         expected[expected == nodata] = np.nan
     return cube, reader, expected
 
 
 def dataset(cube: RasterCube, chunks=None) -> xr.Dataset:
-    resolved = resolve_chunks(normalize_chunks(chunks), (cube.n_times, *cube.grid.shape), dtype=cube.dtype, tile=(16, 16))
+    resolved = resolve_chunks(
+        normalize_chunks(chunks), (cube.n_times, *cube.grid.shape), dtype=cube.dtype, tile=(16, 16)
+    )
     arrays = band_arrays(cube, resolved)
     return xr.Dataset({f"b{i}": (("t", "y", "x"), a) for i, a in enumerate(arrays)})
 
