@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xr_openeo.cube import Placement, RasterCube, same_grid
+from xr_openeo.cube import RasterCube, same_grid
 from xr_openeo.errors import AssetReadError, FailedReadWarning, GridMismatchError, ResultsDocumentError
 from xr_openeo.mosaic import Source, band_names, duplicated_grids, grid_key, plan
 from xr_openeo.readers.base import Block, FakeReader, FileInfo, fake_value
