@@ -6,7 +6,7 @@ import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ._options import get_option
 from .assemble import ConnectionRef, Provenance, as_tree, empty_dataset
@@ -183,7 +183,7 @@ def _vector_cube(frames: Mapping[str, Any], specs: Sequence[AssetSpec]) -> Any:
     return datasets[0] if len(datasets) == 1 else xr.merge(datasets, compat="no_conflicts", join="outer")
 
 
-def _select(specs: Sequence[AssetSpec], assets: Any, purpose: str) -> Any:
+def _select(specs: Sequence[AssetSpec], assets: Any, purpose: Literal["raster", "table"]) -> Any:
     from .results import select
 
     return select(specs, assets, purpose=purpose)

@@ -132,8 +132,8 @@ def raster_dataset(
     if nodata is not None:
         # NaN is a value of the data (nothing to encode); another nodata is what masking replaced by NaN.
         encoded = masked and not np.isnan(nodata)
-        for name in ds.data_vars:
-            ds[name].rio.write_nodata(nodata, encoded=encoded, inplace=True)
+        for band in ds.data_vars:
+            ds[band].rio.write_nodata(nodata, encoded=encoded, inplace=True)
     return provenance.apply(ds)
 
 
