@@ -12,15 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xr_openeo.cube import Placement, RasterCube
-from xr_openeo.lazy import (
-    BandArray,
-    ChunkHandle,
-    WindowShare,
-    band_arrays,
-    band_variables,
-    normalize_chunks,
-    resolve_chunks,
-)
+from xr_openeo.engine_arrays import BandArray, WindowShare, band_variables
+from xr_openeo.lazy import ChunkHandle, band_arrays, normalize_chunks, resolve_chunks
 from xr_openeo.readers.base import FakeReader, FileInfo, fake_value
 from xr_openeo.results import Grid
 

@@ -47,8 +47,8 @@ def clear_caches() -> None:
 
     Each is bounded by the ``cache_bytes`` option; nothing else is kept between calls.
     """
+    from .engine_arrays import clear_shares
     from .http import clear_caches as clear_http
-    from .lazy import clear_shares
 
     clear_http()
     clear_shares()

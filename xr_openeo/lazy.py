@@ -9,22 +9,18 @@ window reads all bands, the others take theirs from the handle, which dask relea
 band tasks are done. The cube is stored once in the graph.
 
 The xarray engine cannot hand dask arrays to ``xr.open_dataset`` (xarray wraps whatever a
-backend returns and builds its own graph per variable), so it gets one :class:`BandArray` per
-band over the same cube; bands of one window share their read there through a
-:class:`WindowShare` bounded in bytes.
+backend returns and builds its own graph per variable): it gets lazily indexed band arrays over
+the same cube instead (:mod:`xr_openeo.engine_arrays`).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from xarray.backends import BackendArray
 
 from .cube import RasterCube
 
@@ -250,8 +246,8 @@ class ChunkHandle:
         t_index, band, y_index, x_index = _four(index)
         if not _is_int(band):
             raise IndexError(f"a chunk is read one band at a time, got band index {band!r}")
-        region, local = _bounds((self.t, self.y, self.x), (t_index, y_index, x_index))
-        return _apply(self._band(int(band), region), local)
+        region, local = index_region((self.t, self.y, self.x), (t_index, y_index, x_index))
+        return apply_index(self._band(int(band), region), local)
 
     def _band(self, band: int, region: tuple[slice, slice, slice]) -> np.ndarray:
         cube = self.cube
@@ -278,7 +274,7 @@ def _four(index: Any) -> tuple[Any, Any, Any, Any]:
     return index[0], index[1], index[2], index[3]
 
 
-def _bounds(
+def index_region(
     chunk: tuple[slice, slice, slice], index: tuple[Any, Any, Any]
 ) -> tuple[tuple[slice, slice, slice], tuple[Any, Any, Any]]:
     """The absolute region (step-1 slices) an index touches, and the index to apply to that region's array."""
@@ -314,115 +310,8 @@ def _bounds(
     return (region[0], region[1], region[2]), (local[0], local[1], local[2])
 
 
-def _apply(array: np.ndarray, local: tuple[Any, Any, Any]) -> np.ndarray:
+def apply_index(array: np.ndarray, local: tuple[Any, Any, Any]) -> np.ndarray:
     """``array[local]`` with numpy's meaning (a chunk behaves as a numpy array would), without a copy when whole."""
     if all(isinstance(ix, slice) and ix == slice(0, n, 1) for ix, n in zip(local, array.shape, strict=True)):
         return array
     return array[local]
-
-
-# -- the xarray engine ------------------------------------------------------------------------------
-
-_SHARES: weakref.WeakSet[WindowShare] = weakref.WeakSet()
-
-
-class WindowShare:
-    """Reads of one cube for the engine's band arrays: the bands of one window share one read.
-
-    The first band asked for a window reads all bands (where the reader shares bands) and keeps
-    the others until their band asks, up to ``max_bytes`` (oldest dropped first; a dropped band
-    is read again when asked). :func:`xr_openeo.clear_caches` empties it.
-    """
-
-    def __init__(self, cube: RasterCube, max_bytes: int | None = None) -> None:
-        from ._options import get_option
-
-        self.cube = cube
-        self.max_bytes = int(get_option("cache_bytes") if max_bytes is None else max_bytes)
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[int, tuple[int, ...]], np.ndarray] = OrderedDict()
-        self._loading: dict[tuple[int, ...], threading.Lock] = {}
-        self._bytes = 0
-        _SHARES.add(self)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (WindowShare, (self.cube, self.max_bytes))
-
-    def read(self, band: int, region: tuple[slice, slice, slice]) -> np.ndarray:
-        cube = self.cube
-        if not cube.reader.shares_bands or cube.n_bands == 1:
-            return cube.read(region[0], [band], region[1], region[2])[0]
-        key = tuple(v for s in region for v in (s.start, s.stop))
-        waited = False
-        while True:
-            with self._lock:
-                kept = self._kept.pop((band, key), None)
-                if kept is not None:
-                    self._bytes -= kept.nbytes
-                    return kept
-                loading = self._loading.get(key)
-                if loading is None or waited:
-                    loading = threading.Lock()
-                    loading.acquire()
-                    self._loading[key] = loading
-                    break
-            with loading:  # another band is reading this window: wait for it, then take ours
-                waited = True
-        try:
-            arrays = cube.read(region[0], range(cube.n_bands), region[1], region[2])
-            with self._lock:
-                for other, array in enumerate(arrays):
-                    if other != band and array.nbytes <= self.max_bytes:
-                        self._kept[(other, key)] = array
-                        self._bytes += array.nbytes
-                while self._bytes > self.max_bytes and self._kept:
-                    _, dropped = self._kept.popitem(last=False)
-                    self._bytes -= dropped.nbytes
-        finally:
-            with self._lock:
-                if self._loading.get(key) is loading:
-                    del self._loading[key]
-            loading.release()
-        return arrays[band]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._kept.clear()
-            self._bytes = 0
-
-
-def clear_shares() -> None:
-    """Empty every :class:`WindowShare` of this process."""
-    for share in list(_SHARES):
-        share.clear()
-
-
-class BandArray(BackendArray):
-    """One band of a cube as an xarray ``BackendArray`` ``(t, y, x)``, for the engine."""
-
-    def __init__(self, share: WindowShare, band: int) -> None:
-        self.share, self.band = share, band
-        n_t, _, rows, cols = share.cube.shape
-        self.shape = (n_t, rows, cols)
-        self.dtype = np.dtype(share.cube.dtype)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        from xarray.core import indexing
-
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._raw)
-
-    def _raw(self, key: tuple[Any, ...]) -> np.ndarray:
-        whole = tuple(slice(0, n) for n in self.shape)
-        region, local = _bounds((whole[0], whole[1], whole[2]), (key[0], key[1], key[2]))
-        if any(s.stop == s.start for s in region):
-            empty = np.empty(tuple(s.stop - s.start for s in region), dtype=self.dtype)
-            return _apply(empty, local)
-        return _apply(self.share.read(self.band, region), local)
-
-
-def band_variables(cube: RasterCube) -> list[Any]:
-    """Lazily indexed ``(t, y, x)`` arrays, one per band, sharing reads (for the xarray engine)."""
-    from xarray.core import indexing
-
-    share = WindowShare(cube)
-    return [indexing.LazilyIndexedArray(BandArray(share, band)) for band in range(cube.n_bands)]

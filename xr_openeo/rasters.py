@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from ._options import get_option
 from .assemble import Provenance, as_tree, raster_dataset
 from .cube import RasterCube
-from .lazy import band_arrays, band_variables, resolve_chunks
+from .engine_arrays import band_variables
+from .lazy import band_arrays, resolve_chunks
 from .mosaic import Layout, Source, duplicated_grids, plan
 from .readers import raster_reader
 from .readers.base import FileInfo, Reader
