@@ -104,3 +104,27 @@ def test_a_zarr_store_arrives_as_a_tar_and_opens_like_the_batch_result(backend, 
     assert ds.NDVI.dims == batch.NDVI.dims and ds.NDVI.dtype == batch.NDVI.dtype
     ds.close()
     assert not directory.exists()
+
+
+@pytest.mark.slow
+def test_the_timing_script_runs_at_tiny_size(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "timings.json"
+    args = ["--dates", "2", "--size", "64", "--repeat", "1", "--json", str(out)]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "asv_benchmarks.execute_vs_batch", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(out.read_text())["methods"]
+    assert set(report) == {"execute", "execute, lazy", "compute_batch", "client download"}
+    assert report["execute"]["requests"] == report["client download"]["requests"] == 1
+    assert report["compute_batch"]["requests"] > 1

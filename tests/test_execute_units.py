@@ -19,7 +19,7 @@ from xr_openeo.downloads import safe_filename
 from xr_openeo.errors import AuthenticationError, ProcessingError, ResultsDocumentError, SyncTimeoutError
 from xr_openeo.jobs.spool import Body
 from xr_openeo.jobs.sync import disposition_filename, error_of
-from xr_openeo.synchronous import ResultFiles, check_inside, member_path, unpack
+from xr_openeo.synchronous import ResultFiles, check_inside, load_inside, member_path, unpack
 
 URL = "http://127.0.0.1:1/openeo/1.2/result"
 
@@ -146,6 +146,30 @@ def test_a_results_document_pointing_outside_the_archive_is_refused(tmp_path, hr
     doc["assets"]["a.tif"]["href"] = "a.tif"
     document.write_text(json.dumps(doc))
     check_inside(document, tmp_path)
+
+
+def test_an_item_pointing_outside_the_archive_is_refused(tmp_path):
+    # The results document is fine; its item document points at a file elsewhere on this machine.
+    outside = tmp_path / "secret.tif"
+    outside.write_bytes(b"II*\x00")
+    inside = tmp_path / "archive"
+    (inside / "items").mkdir(parents=True)
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "a",
+        "geometry": None,
+        "properties": {"datetime": "2023-01-01T00:00:00Z"},
+        "links": [],
+        "assets": {"a.tif": {"href": outside.as_uri(), "type": "image/tiff; application=geotiff"}},
+    }
+    (inside / "items" / "a.json").write_text(json.dumps(item))
+    doc = {"type": "Collection", "stac_version": "1.0.0", "id": "r-1", "assets": {}, "openeo:status": "finished"}
+    doc["links"] = [{"rel": "item", "href": "items/a.json", "type": "application/geo+json"}]
+    (inside / "job-results.json").write_text(json.dumps(doc))
+    check_inside(inside / "job-results.json", inside)  # the document itself points only inside
+    with pytest.raises(ResultsDocumentError, match="outside the archive"):
+        load_inside(inside / "job-results.json", inside)
 
 
 # -- bodies ------------------------------------------------------------------------------------------

@@ -99,10 +99,11 @@ def execute_graph(
     small = answer.body.in_memory  # (laying the answer out empties the body)
     try:
         source = lay_out(answer, files.path, bands=band_names(cube_or_graph))
+        loaded = load_inside(source, files.path)
         stamp = _stamp(answer, graph)
         if as_frame:
             return _frame(source, assets, stamp, answer.backend)
-        result = _open(source, files.path, conn, answer.backend, chunks, assets, dtype, masked, on_read_error)
+        result = _open(loaded, conn, answer.backend, chunks, assets, dtype, masked, on_read_error)
         _apply(result, stamp)
         if not _is_lazy(result) or (chunks is None and small):
             result.load()
@@ -275,9 +276,17 @@ def _check_hrefs(hrefs: Sequence[str], directory: Path) -> None:
 # -- opening ---------------------------------------------------------------------------------------
 
 
+def load_inside(source: Any, directory: Path) -> Any:
+    """The laid-out answer's :class:`~xr_openeo.sources.LoadedResults`; every asset must lie in ``directory``."""
+    from .sources import load_results
+
+    loaded = load_results(source)
+    _check_hrefs([spec.href for spec in loaded.specs], directory)
+    return loaded
+
+
 def _open(
-    source: Any,
-    directory: Path,
+    loaded: Any,
     connection: Any,
     backend: str,
     chunks: Any,
@@ -289,10 +298,7 @@ def _open(
     """The Dataset (or DataTree) of the laid-out answer, through the readers and assembly of batch results."""
     from .api import open_loaded
     from .lazy import normalize_chunks
-    from .sources import load_results
 
-    loaded = load_results(source)
-    _check_hrefs([spec.href for spec in loaded.specs], directory)
     info = replace(loaded.info, job_id=None, self_url=None, canonical_url=None)
     loaded = replace(loaded, info=info, results_url=None, backend=backend, connection=connection)
     wanted = normalize_chunks(chunks)
