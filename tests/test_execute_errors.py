@@ -8,7 +8,7 @@ import os
 import tempfile
 
 import pytest
-from conftest import SMALL_EXTENT
+from conftest import SMALL_EXTENT, until
 
 import xr_openeo
 from xr_openeo.errors import AuthenticationError, ProcessingError, RequestError, SyncTimeoutError
@@ -22,8 +22,15 @@ def ndvi_cube(connection, dates=("2023-01-06", "2023-01-07"), extent=SMALL_EXTEN
     return cube.ndvi(red="B04", nir="B08", target_band="NDVI")
 
 
-def sync_posts(backend) -> int:
-    return sum(1 for r in backend.requests if r.method == "POST" and r.path.endswith("/result"))
+def sync_posts(backend, expected: int) -> int:
+    """The POST /result requests served, once the backend has logged ``expected`` of them (it logs a request
+    when its response is done, which may be after the client has read it)."""
+
+    def count() -> int:
+        return sum(1 for r in backend.requests if r.method == "POST" and r.path.endswith("/result"))
+
+    until(lambda: count() >= expected, f"{expected} POST /result in the request log")
+    return count()
 
 
 def spill_dirs() -> set[str]:
@@ -37,7 +44,7 @@ def test_a_failing_graph_raises_with_the_backends_message(backend, connection):
     error = info.value
     assert (error.code, error.http_status) == ("Internal", 500) and error.request_id.startswith("r-")
     assert error.request_id in str(error)
-    assert sync_posts(backend) == 1  # an error while running is not sent again
+    assert sync_posts(backend, 1) == 1  # an error while running is not sent again
 
 
 def test_a_graph_the_backend_refuses_keeps_its_code(backend, connection):
@@ -58,7 +65,7 @@ def test_a_time_limit_says_so_and_suggests_a_batch_job(backend, connection, stat
         xr_openeo.execute(ndvi_cube(connection), job_options={"faults": faults})
     assert info.value.http_status == status and "compute_batch" in str(info.value)
     assert info.value.code == ("RequestTimeout" if status == 408 else None)
-    assert sync_posts(backend) == 1
+    assert sync_posts(backend, 1) == 1
 
 
 def test_no_answer_within_the_timeout_says_so(clocked_backend, clock):
@@ -74,7 +81,7 @@ def test_unavailable_is_sent_again_and_then_reported(backend, connection):
     with xr_openeo.set_options(retries=2, retry_backoff=0):
         with pytest.raises(ProcessingError, match="after 3 attempts") as info:
             xr_openeo.execute(ndvi_cube(connection), job_options={"faults": faults})
-    assert info.value.http_status == 503 and sync_posts(backend) == 3
+    assert info.value.http_status == 503 and sync_posts(backend, 3) == 3
 
 
 def test_a_503_then_an_answer_gives_the_result(backend, connection):
@@ -89,7 +96,7 @@ def test_a_503_then_an_answer_gives_the_result(backend, connection):
     faults = {"error_rate": 0.5, "error_kinds": ["503"], "seed": seed}
     with xr_openeo.set_options(retry_backoff=0):
         ds = xr_openeo.execute(ndvi_cube(connection), job_options={"faults": faults})
-    assert ds.NDVI.shape == (1, 256, 256) and sync_posts(backend) == 2
+    assert ds.NDVI.shape == (1, 256, 256) and sync_posts(backend, 2) == 2
 
 
 @pytest.mark.parametrize("memory_bytes", [2**30, 0], ids=["in memory", "spilled"])
@@ -101,7 +108,7 @@ def test_a_body_cut_short_raises_and_leaves_nothing(backend, connection, memory_
         with pytest.raises(RequestError, match="cut short") as info:
             xr_openeo.execute(ndvi_cube(connection), job_options={"faults": faults})
     assert info.value.cause == "connection dropped" and info.value.status == 200
-    assert sync_posts(backend) == 1  # the graph ran: it is not sent again
+    assert sync_posts(backend, 1) == 1  # the graph ran: it is not sent again
     assert spill_dirs() == before
 
 
