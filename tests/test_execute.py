@@ -69,14 +69,15 @@ def test_execute_equals_compute_batch_for_rasters(backend, connection, fmt, date
     assert batch_posts(backend) == 1
 
 
-def test_execute_equals_compute_batch_for_a_json_time_series(backend, connection):
+@pytest.mark.parametrize("fmt", ["JSON", "CSV", "Parquet", "GeoJSON"])
+def test_execute_equals_compute_batch_for_time_series(backend, connection, fmt):
     series = ndvi_cube(connection).aggregate_spatial(two_polygons(), "mean")
-    sync = xr_openeo.execute(series, format="JSON")
-    batch = xr_openeo.compute_batch(series, out_format="JSON", progress=False)
+    sync = xr_openeo.execute(series, format=fmt)
+    batch = xr_openeo.compute_batch(series, out_format=fmt, progress=False)
     assert sync.sizes == {"feature": 2, "t": 3} and list(sync.data_vars) == ["B04", "B08", "NDVI"]
     assert_same_result(sync, batch)
     # as_frame=True: the DataFrame open_dataframe gives for the batch job's results.
-    frame = xr_openeo.execute(series, format="JSON", as_frame=True)
+    frame = xr_openeo.execute(series, format=fmt, as_frame=True)
     expected = xr_openeo.open_dataframe(connection.job(batch.openeo.job_id))
     pd.testing.assert_frame_equal(frame, expected)
     assert frame.attrs["openeo:request_id"].startswith("r-") and frame.attrs["openeo:job_id"] == ""
