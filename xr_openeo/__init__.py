@@ -1,6 +1,7 @@
 """xr_openeo: run openEO batch jobs from xarray and get their results back as lazy Datasets.
 
-``compute_batch`` runs a graph and opens its results; ``from_cube`` makes a deferred Dataset bound
+``compute_batch`` runs a graph and opens its results; ``execute`` runs a small graph synchronously
+(no batch job) and opens its answer the same way; ``from_cube`` makes a deferred Dataset bound
 to a graph (``ds.openeo.compute_batch()`` runs it); ``open_results`` opens any batch job's results
 lazily; ``open_dataframe`` gives tabular results as pandas objects; ``list_jobs`` lists a user's
 jobs; ``xr.open_dataset(source, engine="openeo")`` does what ``open_results`` does. Importing
@@ -22,6 +23,7 @@ __all__ = [
     "clear_caches",
     "compute_batch",
     "download",
+    "execute",
     "from_cube",
     "list_jobs",
     "open_dataframe",
@@ -30,11 +32,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .api import compute_batch, from_cube, open_dataframe, open_results
+    from .api import compute_batch, execute, from_cube, open_dataframe, open_results
     from .jobs import list_jobs
 
 _LAZY = {
     "compute_batch": "api",
+    "execute": "api",
     "from_cube": "api",
     "open_dataframe": "api",
     "open_results": "api",

@@ -90,6 +90,17 @@ OPTIONS: dict[str, _Option] = {
     "item_concurrency": _Option(
         64, *_positive_int(), doc="Item documents of a results document fetched at once when opening."
     ),
+    "execute_timeout": _Option(
+        1800.0,
+        *_positive_seconds(),
+        doc="Seconds xr_openeo.execute waits for the backend's answer (and between its bytes); as the openeo client.",
+    ),
+    "execute_memory_bytes": _Option(
+        16 * _MiB,
+        *_count(),
+        doc="Results of xr_openeo.execute up to this size are held in memory and come back loaded; larger ones "
+        "are spilled to a temporary directory and opened lazily.",
+    ),
 }
 _ENV_PREFIX = "XR_OPENEO_"
 _UNSET = object()
@@ -135,6 +146,13 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
         :func:`xr_openeo.clear_caches` empties them.
     item_concurrency : int
         Item documents fetched at once when opening results (64).
+    execute_timeout : float
+        Seconds :func:`xr_openeo.execute` waits for the backend to answer, and then between two
+        reads of the answer's body (1800, as the openeo client).
+    execute_memory_bytes : int
+        Answers of :func:`xr_openeo.execute` up to this size (16 MiB) are held in memory and the
+        result comes back loaded; larger ones are spilled to a temporary directory, opened lazily,
+        and removed when the Dataset is closed or no longer referenced.
 
     Every option can also come from the environment as ``XR_OPENEO_<NAME>`` (upper case), read
     when the value is needed. ``None`` removes a value set before.

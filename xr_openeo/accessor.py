@@ -30,7 +30,7 @@ NOT_BOUND = (
 @xr.register_dataset_accessor("openeo")
 class OpenEOAccessor:
     """openEO provenance and control of a Dataset from :func:`xr_openeo.open_results`,
-    :func:`xr_openeo.compute_batch` or :func:`xr_openeo.from_cube`."""
+    :func:`xr_openeo.compute_batch`, :func:`xr_openeo.execute` or :func:`xr_openeo.from_cube`."""
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
@@ -72,12 +72,28 @@ class OpenEOAccessor:
     @property
     def is_deferred(self) -> bool:
         """Bound to a graph that has not run (from :func:`xr_openeo.from_cube`)."""
-        return self._attr("process_graph") is not None and not self.job_id
+        return self._attr("process_graph") is not None and not self.job_id and not self.is_executed
+
+    @property
+    def is_executed(self) -> bool:
+        """The answer of synchronous processing (:func:`xr_openeo.execute`): no batch job behind it."""
+        return self._attr("request_id") is not None
+
+    @property
+    def request_id(self) -> str | None:
+        """The id of the synchronous request that made the data (its ``OpenEO-Identifier``), when sent."""
+        return self._attr("request_id") or None
+
+    @property
+    def costs(self) -> float | None:
+        """What the backend said the synchronous request cost (``OpenEO-Costs``), when it said."""
+        costs = self._attr("costs")
+        return float(costs) if costs is not None else None
 
     @property
     def is_bound(self) -> bool:
         """Whether this Dataset came from openEO at all."""
-        return bool(self.job_id or self.is_deferred or self.backend)
+        return bool(self.job_id or self.is_deferred or self.is_executed or self.backend)
 
     @property
     def connection(self) -> Any:
@@ -101,6 +117,12 @@ class OpenEOAccessor:
         if self.is_deferred:
             raise NoJobError(
                 "This Dataset names no batch job yet: it is a deferred graph that has not run. Run it with "
+                "ds.openeo.compute_batch()."
+            )
+        if self.is_executed:
+            raise NoJobError(
+                f"This Dataset is the answer of synchronous processing (request {self.request_id or 'without an id'}), "
+                "which has no batch job, logs or results URL. Run its graph as a batch job with "
                 "ds.openeo.compute_batch()."
             )
         if self.is_bound:
@@ -249,6 +271,14 @@ class OpenEOAccessor:
             raise NoJobError(NOT_BOUND)
         return compute_batch(self.process_graph, connection=self._connection(connection, "run its graph"), **kwargs)
 
+    def execute(self, connection: Any = None, **kwargs: Any) -> Any:
+        """Run the dataset's graph synchronously, without a batch job (same keywords as :func:`xr_openeo.execute`)."""
+        from .api import execute
+
+        if not self.is_bound:
+            raise NoJobError(NOT_BOUND)
+        return execute(self.process_graph, connection=self._connection(connection, "run its graph"), **kwargs)
+
     # -- notebooks -------------------------------------------------------------------------------
 
     def _rows(self) -> list[tuple[str, str]]:
@@ -259,6 +289,10 @@ class OpenEOAccessor:
             rows += [("results", self.results_url or ""), ("assets", ", ".join(self._attr("assets") or []))]
             if self._attr("skipped"):
                 rows += [("skipped", "; ".join(self._attr("skipped")))]
+        elif self.is_executed:
+            rows += [("made by", "synchronous processing (POST /result), no batch job")]
+            rows += [("request", self.request_id or "(no id sent)"), ("assets", ", ".join(self._attr("assets") or []))]
+            rows += [(name, str(self._attr(name))) for name in ("costs", "usage", "logs_url") if self._attr(name)]
         elif self.is_deferred:
             rows += [("status", "not computed yet"), ("run it", "ds.openeo.compute_batch()")]
         return rows
@@ -273,6 +307,10 @@ class OpenEOAccessor:
     def __repr__(self) -> str:
         if self.job_id:
             return f"<openEO job {self.job_id} on {self.backend or 'an unknown backend'} ({self._attr('status')})>"
+        if self.is_executed:
+            costs = f", costs {self.costs:g}" if self.costs is not None else ""
+            request = self.request_id or "without an id"
+            return f"<openEO synchronous result (request {request}) from {self.backend or 'an unknown backend'}{costs}>"
         if self.is_deferred:
             return f"<openEO deferred graph on {self.backend or 'no backend yet'}: not computed yet>"
         return "<not from openEO: use xr_openeo.from_cube(cube) or xr_openeo.open_results(job)>"

@@ -318,6 +318,98 @@ def compute_batch(
     return ds
 
 
+def execute(
+    cube_or_graph: Any,
+    *,
+    connection: Any = None,
+    format: str | None = None,  # noqa: A002 - the openeo client's name for it (cube.download(format=...))
+    job_options: Mapping[str, Any] | None = None,
+    as_frame: bool = False,
+    chunks: Any = None,
+    assets: str | Sequence[str] | None = None,
+    dtype: str | None = None,
+    masked: bool = True,
+    on_read_error: str | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Run ``cube_or_graph`` synchronously (openEO ``POST /result``, no batch job) and open what comes back.
+
+    The answer is opened with the readers and assembly of batch results, so ``execute(cube)`` and
+    ``compute_batch(cube)`` give the same dims, coordinates, variable names, dtypes, CRS, nodata and
+    values for the same graph. Small graphs answer in seconds; backends cut synchronous requests off
+    after a few minutes, so larger work belongs in :func:`compute_batch`.
+
+    Parameters
+    ----------
+    cube_or_graph
+        An ``openeo`` DataCube or VectorCube, or a process graph (dict, JSON string or path) with
+        ``connection``.
+    connection
+        The ``openeo.Connection`` to run on (a cube's own by default).
+    format
+        Format of the ``save_result`` added when the graph has none (``GTiff`` for raster cubes,
+        ``GeoJSON`` for vector cubes, as :func:`compute_batch`); if the graph saves, it must agree.
+    job_options
+        Backend-specific options, sent as the request's ``job_options``.
+    as_frame
+        False (default): a Dataset, as :func:`compute_batch` gives (time series as a vector cube
+        ``(feature, t)``). True: tabular results (JSON, CSV, Parquet, GeoJSON time series) as the
+        pandas DataFrame :func:`open_dataframe` gives, indexed by ``(t, feature)``; a result without
+        tables raises.
+    chunks
+        Dask chunks, as for :func:`open_results`. Without them, an answer up to the
+        ``execute_memory_bytes`` option (16 MiB) comes back loaded in memory (numpy) and leaves no
+        file behind; a larger one comes back lazy (dask), read from a temporary directory that is
+        removed by ``ds.close()`` or once the Dataset and every lazy array made from it are
+        collected. With ``chunks``, raster results are always lazy in that way.
+    assets, dtype, masked, on_read_error
+        As for :func:`open_results`.
+    timeout
+        Seconds to wait for the answer, and then between reads of its body (default the
+        ``execute_timeout`` option, 30 minutes, as the openeo client).
+
+    Returns
+    -------
+    xarray.Dataset, xarray.DataTree or pandas.DataFrame
+        ``ds.openeo`` shows how it was made: no job id; the graph, the backend, the request id
+        (``OpenEO-Identifier``), and costs and usage headers when the backend sent them.
+
+    Raises
+    ------
+    ProcessingError
+        The backend refused or failed the graph; its code, message and the request id are kept.
+    SyncTimeoutError
+        A synchronous time limit ran out (the backend's 408, a gateway's 504, or ``timeout``):
+        run the graph with :func:`compute_batch`.
+    RequestError
+        No answer after the retries, or an answer cut short (nothing is opened from it).
+    """
+    import xarray as xr
+
+    on_read_error = get_option("on_read_error", on_read_error)
+    normalize_chunks(chunks)  # a bad value fails before the backend computes anything
+    if isinstance(cube_or_graph, xr.Dataset | xr.DataArray):
+        raise TypeError(
+            "execute runs an openEO process graph, and this xarray object is not bound to one. Pass an openeo cube "
+            "or a process graph, or run a deferred Dataset with ds.openeo.execute()."
+        )
+    from .synchronous import execute_graph
+
+    return execute_graph(
+        cube_or_graph,
+        connection=connection,
+        out_format=format,
+        job_options=job_options,
+        as_frame=as_frame,
+        chunks=chunks,
+        assets=assets,
+        dtype=dtype,
+        masked=masked,
+        on_read_error=on_read_error,
+        timeout=timeout,
+    )
+
+
 def _refuse_plain_dataset(cube: Any) -> None:
     import xarray as xr
 

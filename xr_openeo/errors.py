@@ -63,6 +63,33 @@ class JobTimeoutError(JobError):
     """Waiting for a job took longer than ``timeout``; the job itself keeps running."""
 
 
+class ProcessingError(XrOpenEOError):
+    """The backend could not run a process graph synchronously (``POST /result``, :func:`xr_openeo.execute`).
+
+    ``code`` is the openEO error code (``ProcessGraphInvalid``, ``Internal``…) when the backend sent
+    one, ``request_id`` the request's id (the error body's ``id``, else the ``OpenEO-Identifier``
+    header), ``http_status`` the HTTP status of the answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+        self.http_status = http_status
+
+
+class SyncTimeoutError(ProcessingError):
+    """A synchronous request ran into a time limit: the backend's (408 ``RequestTimeout``), a gateway's
+    (504) or this client's read timeout. Run the graph as a batch job (:func:`xr_openeo.compute_batch`)."""
+
+
 class NoJobError(XrOpenEOError, ValueError):
     """A Dataset names no batch job: a deferred graph that has not run, or data not from openEO."""
 
