@@ -90,6 +90,10 @@ OPTIONS: dict[str, _Option] = {
     "item_concurrency": _Option(
         64, *_positive_int(), doc="Item documents of a results document fetched at once when opening."
     ),
+    "split_retries": _Option(2, *_count(), doc="New jobs a failing piece of a split run gets, after its first."),
+    "split_poll_interval": _Option(
+        10.0, *_positive_seconds(), doc="Seconds between two rounds of status requests of a split run."
+    ),
 }
 _ENV_PREFIX = "XR_OPENEO_"
 _UNSET = object()
@@ -135,6 +139,9 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
         :func:`xr_openeo.clear_caches` empties them.
     item_concurrency : int
         Item documents fetched at once when opening results (64).
+    split_retries, split_poll_interval : int, float
+        Runs split into pieces (``compute_batch(..., split=...)``): new jobs a failing piece gets
+        per run (2), and seconds between two rounds of status requests (10).
 
     Every option can also come from the environment as ``XR_OPENEO_<NAME>`` (upper case), read
     when the value is needed. ``None`` removes a value set before.
