@@ -287,14 +287,12 @@ def _start_if_created(db: JobDb, manager: _PieceManager, connection: Any, index:
     """A job created but perhaps never started (a run interrupted in between): start it if so."""
     job = batch_job(connection, job_id)
     try:
-        status = job.status()
-        if status == "created":
+        if job.status() == "created":
             job.start()
-            status = "queued"
     except JobNotFoundError:
         db.set(index, status="not_started", id=None)  # deleted meanwhile: the piece gets a new job
         return
     except XrOpenEOError as exc:
         logger.warning("Could not check batch job %r of a split run (%s); polling it again", job_id, exc)
         return
-    db.set(index, status=status)
+    db.set(index, status="queued")  # started: the manager polls it from here (and sees it finish, if it has)
