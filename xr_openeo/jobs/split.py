@@ -476,8 +476,6 @@ def _ranges(period: tuple[Any, Any], spec: Any) -> list[tuple[str, str]]:
             raise ValueError(f"time= takes a count, a pandas frequency or [start, end) pairs, got {spec!r}")
         return [(str(a), str(b)) for a, b in pairs]
     edges = sorted(set(edges))
-    return [(_iso(a), _iso(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-
-
-def _iso(ts: Any) -> str:
-    return str(ts.strftime("%Y-%m-%d")) if ts == ts.normalize() else str(ts.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    days = all(e == e.normalize() for e in edges)  # dates when every edge is one, else UTC timestamps throughout
+    text = [str(e.strftime("%Y-%m-%d" if days else "%Y-%m-%dT%H:%M:%SZ")) for e in edges]
+    return list(zip(text[:-1], text[1:], strict=True))
