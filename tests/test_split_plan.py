@@ -292,3 +292,23 @@ def test_the_run_display_writes_a_line_per_change_and_a_heartbeat():
         }
     )
     assert Counts.of(frame) == Counts(total=4, done=1, running=1, waiting=1, failed=1, retried=5, results_bytes=5)
+
+
+def test_item_documents_are_skipped_only_when_they_add_nothing():
+    from dataclasses import replace
+
+    from xr_openeo.many import _items_add_nothing
+    from xr_openeo.results import AssetSpec, Grid, ResultsInfo
+    from xr_openeo.sources import LoadedResults
+
+    grid = Grid("EPSG:32631", (64, 64), (10.0, 0.0, 640000.0, 0.0, -10.0, 5690000.0))
+    asset = AssetSpec("openEO_2023-01-01Z.tif", "https://b/a.tif", "image/tiff", bands=("B04",), grid=grid)
+    info = ResultsInfo("j-1", "finished", "collection", "1.0.0", (asset,), item_links=("https://b/item",))
+    dated = replace(asset, time=np.datetime64("2023-01-01", "ns"))
+
+    def loaded(specs):
+        return LoadedResults(info, tuple(specs), None, Auth(), None, None)
+
+    assert _items_add_nothing(loaded([replace(dated, item_id="item")]))
+    assert not _items_add_nothing(loaded([replace(dated, item_id="item", nodata=0.0)]))
+    assert not _items_add_nothing(loaded([replace(dated, time=np.datetime64("2023-01-02", "ns"))]))

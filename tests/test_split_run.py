@@ -235,3 +235,21 @@ def test_an_interrupted_run_resumes_submitting_only_the_missing_pieces(tmp_path)
         assert all(table.loc[piece, "id"] == job_id for piece, job_id in first.items())
         for i in range(3):
             np.testing.assert_allclose(mosaic.NDVI.isel(t=i).values, expected_ndvi(i), rtol=1e-6, equal_nan=True)
+
+
+def test_expired_links_of_a_piece_are_renewed_through_its_own_results(clock, tmp_path):
+    faults = Faults(url_validity=600)
+    with LocalBackend(
+        [SMALL], blocksize=SMALL_BLOCKSIZE, clock=clock, faults=faults, results_style="stac-1.1"
+    ) as backend:
+        connection = backend.connect()
+        mosaic = xr_openeo.compute_batch(
+            ndvi_cube(connection), split=Split(tiles=(1, 2)), job_db=tmp_path / "jobs.csv", progress=False
+        )
+        clock.advance(3600)  # every signed link of both pieces has expired
+        backend.clear_requests()
+        values = mosaic.NDVI.isel(t=1).values
+        np.testing.assert_allclose(values, expected_ndvi(1), rtol=1e-6, equal_nan=True)
+        refused = [r for r in asset_requests(backend) if r.status == 410]
+        renewed = [r for r in backend.requests if r.method == "GET" and r.path.endswith("/results")]
+        assert refused and len(renewed) == 2  # each piece's document fetched again, once
