@@ -218,7 +218,7 @@ def test_the_job_database_writes_atomically_and_keeps_its_types(tmp_path):
         assert list(again["status"]) == ["not_started", "error", "not_started"]
         assert (
             again["error"].dtype == object
-            and again["failures"].dtype == "int64"
+            and again["failures"].dtype == "Int64"
             and list(again["failures"]) == [0, 1, 0]
         )
         assert again.crs.to_epsg() == 32631 and again.geometry.iloc[0].bounds == (640000, 5689360, 640640, 5690000)
@@ -312,3 +312,18 @@ def test_item_documents_are_skipped_only_when_they_add_nothing():
     assert _items_add_nothing(loaded([replace(dated, item_id="item")]))
     assert not _items_add_nothing(loaded([replace(dated, item_id="item", nodata=0.0)]))
     assert not _items_add_nothing(loaded([replace(dated, time=np.datetime64("2023-01-02", "ns"))]))
+
+
+def test_a_run_gives_up_waiting_after_its_timeout_and_says_how_to_resume():
+    from xr_openeo.errors import JobTimeoutError
+    from xr_openeo.jobs.manager import _Progress
+    from xr_openeo.jobs.run_progress import RunDisplay
+
+    now = [100.0]
+    listener = _Progress(RunDisplay(), lambda: now[0], timeout=30, name="jobs.csv")
+    frame = pd.DataFrame({"status": ["finished", "running"], "failures": [0, 0]})
+    now[0] = 129.0
+    listener(frame)
+    now[0] = 130.0
+    with pytest.raises(JobTimeoutError, match=r"split run 'jobs.csv' after 0:00:30.*1 done, 1 running.*re-attach"):
+        listener(frame)

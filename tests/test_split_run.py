@@ -7,6 +7,8 @@ synthetic collection defines), and counts what the backend's request log shows: 
 
 from __future__ import annotations
 
+import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -77,6 +79,10 @@ def test_a_4x4_split_equals_one_job_and_a_finished_split_opens_without_submittin
     )
     logs = mosaic.openeo.piece_logs("r2c3")
     assert "Job finished: 3 asset(s)" in list(logs["message"])
+    # The mosaic's graph pickles (for dask.distributed) without the token, and reads the same from the pickle.
+    pickled = pickle.dumps(mosaic)
+    assert connection.auth.bearer.encode() not in pickled
+    np.testing.assert_array_equal(pickle.loads(pickled).NDVI.isel(t=2).values, one.NDVI.isel(t=2).values)
 
     # The same call again: nothing submitted, no asset read at open; a full read is one GET per file.
     backend.clear_requests()
@@ -215,6 +221,9 @@ def test_an_interrupted_run_resumes_submitting_only_the_missing_pieces(tmp_path)
                 proc.kill()
                 proc.wait()
         assert proc.returncode != 0 and "KeyboardInterrupt" in err and "re-attach" in err
+        assert re.search(
+            r"Split run 'jobs.csv' \(4 pieces\): 0 done, (0 running, 2|1 running, 1|2 running, 0) queued, 2 to", err
+        )
         first = {row["piece"]: row["id"] for _, row in open_job_db(db).df.iterrows() if row["id"]}
         assert len(first) == 2 and len(backend.state.jobs.jobs) == 2
 

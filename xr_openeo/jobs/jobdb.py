@@ -127,12 +127,20 @@ def _typed(df: Any) -> Any:
         if column in df.columns:
             df[column] = df[column].astype(object).where(df[column].notna(), None)
     if "failures" in df.columns:
-        df["failures"] = pd.to_numeric(df["failures"], errors="coerce").fillna(0).astype("int64")
+        # Nullable integers: the client merges partial updates with DataFrame.update, which reindexes them;
+        # an int64 column would become floats there and back, under a warning pandas silences in a way that
+        # is not thread-safe.
+        df["failures"] = pd.to_numeric(df["failures"], errors="coerce").fillna(0).astype("Int64")
     for column in ("results_bytes", "costs", "west", "south", "east", "north"):
         if column in df.columns:
             df[column] = pd.to_numeric(df[column], errors="coerce").astype("float64")
     if "crs" in df.columns:
         df["crs"] = pd.to_numeric(df["crs"], errors="coerce").astype("Int64")
+    for column in df.columns:  # any other integers (a backend's usage figures): nullable too, as failures
+        if getattr(df[column].dtype, "kind", "") in "iu" and not isinstance(
+            df[column].dtype, pd.api.extensions.ExtensionDtype
+        ):
+            df[column] = df[column].astype("Int64")
     if hasattr(df, "set_crs") and df.crs is None and "crs" in df.columns and df["crs"].notna().any():
         df = df.set_crs(epsg=int(df["crs"].dropna().iloc[0]))
     return df
