@@ -232,6 +232,13 @@ def test_the_job_database_writes_atomically_and_keeps_its_types(tmp_path):
             create_or_resume(tmp_path / name, frame, "xyz")
 
 
+def test_text_columns_stay_text_in_a_csv_database(tmp_path):
+    frame = pieces_frame([Piece("007")], [GRAPH], run="0123456789", title=None, description=None, job_options=None)
+    create_or_resume(tmp_path / "jobs.csv", frame, "0123456789")
+    db, resumed = create_or_resume(tmp_path / "jobs.csv", frame, "0123456789")
+    assert resumed and db.df.loc[0, "piece"] == "007" and db.df.loc[0, "run"] == "0123456789"
+
+
 def test_the_job_database_ignores_updates_that_would_move_a_piece_back(tmp_path):
     frame = pieces_frame([Piece("a"), Piece("b")], [GRAPH] * 2, run="r", title=None, description=None, job_options=None)
     db, _ = create_or_resume(tmp_path / "jobs.csv", frame, "r")

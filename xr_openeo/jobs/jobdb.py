@@ -154,7 +154,15 @@ class CsvJobDb(_Atomic, CsvJobDatabase):
         self.listeners = []
 
     def read(self) -> Any:
-        return _typed(super().read())
+        import pandas as pd
+
+        # The client's read leaves text columns to pandas' guess (a run key of digits would become a number).
+        df = pd.read_csv(self.path, dtype={name: str for name in TEXT_COLUMNS})
+        if "geometry" in df.columns and df["geometry"].notna().all():
+            import geopandas
+
+            df = geopandas.GeoDataFrame(df, geometry=geopandas.GeoSeries.from_wkt(df["geometry"]))
+        return _typed(df)
 
     def _write(self, df: Any, path: Path) -> None:
         df.to_csv(path, index=False)
