@@ -102,14 +102,14 @@ def test_the_grid_comes_from_the_metadata_when_it_says_enough():
         "y": {"type": "spatial", "axis": "y", "step": 10, "reference_system": 32631, "extent": [5600000, 5700000]},
         "t": {"type": "temporal"},
     }
-    grid = grid_from_metadata({"cube:dimensions": dims}, "c")
+    grid = grid_from_metadata({"cube:dimensions": dims})
     assert grid == PixelGrid(32631, (10.0, 10.0), (600000.0, 5700000.0), (600000.0, 5600000.0, 700000.0, 5700000.0))
     # Metres next to a lon/lat reference system (as backends describe multi-UTM collections): unknown.
     geographic = {k: {**v, "reference_system": 4326} for k, v in dims.items() if k != "t"}
-    assert grid_from_metadata({"cube:dimensions": geographic}, "c") is None
+    assert grid_from_metadata({"cube:dimensions": geographic}) is None
     assets = {"assets": {"a": {"proj:epsg": 3035, "proj:transform": [20, 0, 4000000, 0, -20, 3000000]}}}
-    assert grid_from_metadata(assets, "c") == PixelGrid(3035, (20.0, 20.0), (4000000.0, 3000000.0))
-    assert grid_from_metadata({}, "c") is None
+    assert grid_from_metadata(assets) == PixelGrid(3035, (20.0, 20.0), (4000000.0, 3000000.0))
+    assert grid_from_metadata({}) is None
 
 
 @settings(max_examples=40, deadline=None)
@@ -232,6 +232,14 @@ def test_the_job_database_writes_atomically_and_keeps_its_types(tmp_path):
             create_or_resume(tmp_path / name, frame, "xyz")
 
 
+def test_pieces_of_time_alone_read_back_from_the_database(tmp_path):
+    pieces = [Piece("t0", start="2023-01-01", end="2023-01-05"), Piece("t1", start="2023-01-05", end="2023-01-12")]
+    frame = pieces_frame(pieces, [GRAPH] * 2, run="r", title=None, description=None, job_options=None)
+    db, _ = create_or_resume(tmp_path / "jobs.csv", frame, "r")
+    again = open_job_db(tmp_path / "jobs.csv").df
+    assert [row_piece(again.loc[i]) for i in again.index] == pieces and "geometry" not in again.columns
+
+
 def test_text_columns_stay_text_in_a_csv_database(tmp_path):
     frame = pieces_frame([Piece("007")], [GRAPH], run="0123456789", title=None, description=None, job_options=None)
     create_or_resume(tmp_path / "jobs.csv", frame, "0123456789")
@@ -334,3 +342,15 @@ def test_a_run_gives_up_waiting_after_its_timeout_and_says_how_to_resume():
     now[0] = 130.0
     with pytest.raises(JobTimeoutError, match=r"split run 'jobs.csv' after 0:00:30.*1 done, 1 running.*re-attach"):
         listener(frame)
+
+
+def test_the_run_bar_counts_pieces_done(capsys):
+    from xr_openeo.jobs.run_progress import RunBar, make_run_display
+
+    bar = make_run_display("bar", "jobs.csv", 4)
+    assert isinstance(bar, RunBar)
+    bar.update(Counts(total=4, done=1, running=3, results_bytes=2_500_000), 3.0)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "Split run jobs.csv: 1/4" in err and "1 done, 3 running, 0 queued, 0 to submit, 0 failed; 2.5 MB" in err
+    assert type(make_run_display(False, "jobs.csv", 4)).__name__ == "RunDisplay"

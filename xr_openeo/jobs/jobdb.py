@@ -283,12 +283,14 @@ def row_piece(row: Mapping[str, Any]) -> Piece:
     bbox = None
     if all(isinstance(row.get(k), float) and row[k] == row[k] for k in ("west", "south", "east", "north")):
         bbox = (float(row["west"]), float(row["south"]), float(row["east"]), float(row["north"]))
+    import pandas as pd
+
     crs = row.get("crs")
     return Piece(
         name=str(row["piece"]),
         bbox=bbox,
-        epsg=int(crs) if crs is not None and crs == crs and bbox is not None else None,
-        start=row.get("start"),
-        end=row.get("end"),
+        epsg=int(crs) if bbox is not None and crs is not None and pd.notna(crs) else None,
+        start=row.get("start") or None,
+        end=row.get("end") or None,
         failures=int(row.get("failures") or 0),
     )

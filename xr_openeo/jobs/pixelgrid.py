@@ -112,7 +112,7 @@ def transform_bbox(bbox: Sequence[float], src: int, dst: int) -> tuple[float, fl
     return out[0], out[1], out[2], out[3]
 
 
-def grid_from_metadata(meta: Mapping[str, Any], what: str) -> PixelGrid | None:
+def grid_from_metadata(meta: Mapping[str, Any]) -> PixelGrid | None:
     """The pixel grid a collection's (or a STAC document's) metadata describes, or None when it says too little.
 
     ``cube:dimensions`` of type ``spatial`` with a ``step`` give the pixel size and CRS

@@ -17,7 +17,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import XrOpenEOError, XrOpenEOWarning
@@ -120,13 +120,6 @@ class Split:
     def spatial(self) -> bool:
         return any(v is not None for v in (self.tiles, self.tile_size, self.tile_pixels, self.tile_grid))
 
-    def key(self) -> dict[str, Any]:
-        """What tells two splits apart, as JSON-able values (for the run's key)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "tile_grid"}
-        if self.tile_grid is not None:
-            out["tile_grid"] = hashlib.sha256(self.tile_grid.to_json().encode()).hexdigest()[:16]
-        return json.loads(json.dumps(out, default=str))
-
 
 @dataclass(frozen=True)
 class Piece:
@@ -226,10 +219,6 @@ def options_for(piece: Piece, static: Mapping[str, Any] | None, dynamic: Callabl
     return out or None
 
 
-def with_failures(piece: Piece, failures: int) -> Piece:
-    return replace(piece, failures=failures)
-
-
 # -- checks --------------------------------------------------------------------------------------------
 
 
@@ -305,7 +294,7 @@ def _metadata(connection: Any, loader: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _grid(meta: Mapping[str, Any], split: Split, what: str) -> PixelGrid:
-    found = grid_from_metadata(meta, what)
+    found = grid_from_metadata(meta)
     if split.crs is None and split.resolution is None:
         if found is None:
             raise unknown_grid(what)
