@@ -18,7 +18,9 @@ from xr_openeo.http.multi import MultiLinks
 from xr_openeo.jobs.jobdb import create_or_resume, open_job_db, pieces_frame, row_piece
 from xr_openeo.jobs.pixelgrid import PixelGrid, grid_from_metadata
 from xr_openeo.jobs.run_progress import Counts, RunLines
-from xr_openeo.jobs.split import Piece, Split, SplitEdgeWarning, _ranges, _tiles, plan_pieces, run_key
+from xr_openeo.jobs.split import Piece, Split, SplitEdgeWarning, plan_pieces, run_key
+from xr_openeo.jobs.tiles import tile_windows
+from xr_openeo.jobs.timeranges import time_ranges
 
 UTM = PixelGrid(32631, (10.0, 10.0), (640000.0, 5690000.0))
 
@@ -42,7 +44,7 @@ def coverage(tiles, area) -> np.ndarray:
 )
 def test_tiles_by_count_cover_every_pixel_once_and_differ_by_a_pixel_at_most(c0, r0, w, h, rows, cols):
     area = (c0, r0, c0 + w, r0 + h)
-    tiles = _tiles(UTM, area, Split(tiles=(rows, cols)))
+    tiles = tile_windows(UTM, area, Split(tiles=(rows, cols)))
     assert (coverage(tiles, area) == 1).all()
     widths = {c - a for _, (a, _, c, _) in tiles}
     heights = {d - b for _, (_, b, _, d) in tiles}
@@ -54,21 +56,21 @@ def test_tiles_by_count_cover_every_pixel_once_and_differ_by_a_pixel_at_most(c0,
 @given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 40))
 def test_tiles_of_a_size_come_from_split_area_and_cover_every_pixel_once(w, h, pixels):
     area = (3, 7, 3 + w, 7 + h)
-    tiles = _tiles(UTM, area, Split(tile_size=pixels * 10.0))
+    tiles = tile_windows(UTM, area, Split(tile_size=pixels * 10.0))
     assert (coverage(tiles, area) == 1).all()
     assert all(c - a <= pixels and d - b <= pixels for _, (a, b, c, d) in tiles)
     assert len({name for name, _ in tiles}) == len(tiles)
-    assert tiles == _tiles(UTM, area, Split(tile_pixels=pixels))
+    assert tiles == tile_windows(UTM, area, Split(tile_pixels=pixels))
 
 
 def test_a_tile_size_is_rounded_to_whole_pixels():
-    tiles = _tiles(UTM, (0, 0, 30, 30), Split(tile_size=104.0))  # 10.4 pixels: tiles of 10
+    tiles = tile_windows(UTM, (0, 0, 30, 30), Split(tile_size=104.0))  # 10.4 pixels: tiles of 10
     assert [w for _, w in tiles][:2] == [(0, 0, 10, 10), (10, 0, 20, 10)]
     assert [name for name, _ in tiles][:4] == ["r0c0", "r0c1", "r0c2", "r1c0"]
 
 
 def test_a_count_picks_tiles_as_square_as_the_area_allows():
-    tiles = _tiles(UTM, (0, 0, 300, 100), Split(tiles=3))
+    tiles = tile_windows(UTM, (0, 0, 300, 100), Split(tiles=3))
     assert [w for _, w in tiles] == [(0, 0, 100, 100), (100, 0, 200, 100), (200, 0, 300, 100)]
 
 
@@ -82,7 +84,7 @@ def test_a_users_tiles_are_snapped_outward_clipped_and_named():
         crs="EPSG:32631",
     )
     area = (0, 0, 100, 100)
-    tiles = _tiles(UTM, area, Split(tile_grid=frame))
+    tiles = tile_windows(UTM, area, Split(tile_grid=frame))
     assert tiles == [("west", (0, 0, 51, 100)), ("east", (49, 0, 100, 100))]  # the pixels they touch overlap
 
 
@@ -117,7 +119,7 @@ def test_the_grid_comes_from_the_metadata_when_it_says_enough():
 def test_time_ranges_by_count_cover_the_period_end_to_end(start_day, days, count):
     start = pd.Timestamp("2020-01-01") + pd.Timedelta(days=start_day)
     end = start + pd.Timedelta(days=days)
-    ranges = _ranges((start, end), count)
+    ranges = time_ranges((start, end), count)
 
     def utc(text):
         ts = pd.Timestamp(text)
@@ -131,14 +133,14 @@ def test_time_ranges_by_count_cover_the_period_end_to_end(start_day, days, count
 
 def test_time_ranges_by_frequency_and_by_hand():
     period = (pd.Timestamp("2023-01-15"), pd.Timestamp("2023-04-01"))
-    assert _ranges(period, "MS") == [
+    assert time_ranges(period, "MS") == [
         ("2023-01-15", "2023-02-01"),
         ("2023-02-01", "2023-03-01"),
         ("2023-03-01", "2023-04-01"),
     ]
-    assert _ranges(period, [("2023-01-15", "2023-02-15")]) == [("2023-01-15", "2023-02-15")]
+    assert time_ranges(period, [("2023-01-15", "2023-02-15")]) == [("2023-01-15", "2023-02-15")]
     with pytest.raises(ValueError, match="pandas frequency"):
-        _ranges(period, "fortnightly")
+        time_ranges(period, "fortnightly")
 
 
 def test_split_arguments_are_checked():

@@ -3,10 +3,10 @@
 A :class:`Split` says how; :func:`plan_pieces` turns a process graph and a split into
 :class:`Piece` s, each a box on whole pixels of the collection's grid and/or a time range, and
 :meth:`Piece.graph` writes a piece's extent into the graph's ``load_collection`` / ``load_stac``
-nodes. Tiles of a size (metres or pixels) and a user's GeoDataFrame of tiles go through the
-openeo client's ``split_area``; tiles by count are whole-pixel divisions of the area (the client
-has no such mode). Every tile is snapped to pixel edges, so that the pieces' results lie on one
-grid again.
+nodes. The grid comes from :mod:`.pixelgrid`, the tiles from :mod:`.tiles` (tiles of a size and
+a user's GeoDataFrame of tiles go through the openeo client's ``split_area``; tiles by count are
+whole-pixel divisions of the area, a mode the client does not have), the time ranges from
+:mod:`.timeranges`. Every tile lies on pixel edges, so that the pieces' results lie on one grid again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import Any
 from ..errors import XrOpenEOError, XrOpenEOWarning
 from .graphs import process_graph_key
 from .pixelgrid import PixelGrid, epsg_of, grid_from_metadata, transform_bbox, unknown_grid
+from .tiles import tile_windows
+from .timeranges import period, time_ranges
 
 #: The processes whose extents a split sets.
 LOADERS = ("load_collection", "load_stac")
@@ -178,10 +180,10 @@ def plan_pieces(nodes: Mapping[str, Mapping[str, Any]], connection: Any, split: 
     if split.spatial:
         grid = _grid(meta, split, _what(first))
         epsg = grid.epsg
-        tiles = [(name, grid.bbox(window)) for name, window in _tiles(grid, _area(grid, first), split)]
+        tiles = [(name, grid.bbox(window)) for name, window in tile_windows(grid, _area(grid, first), split)]
     ranges: list[tuple[str, tuple[str | None, str | None]]] = [("", (None, None))]
     if split.time is not None:
-        ranges = [(f"t{i}", r) for i, r in enumerate(_ranges(_period(first, meta), split.time))]
+        ranges = [(f"t{i}", r) for i, r in enumerate(time_ranges(period(first, meta), split.time))]
     pieces = []
     for tile_name, bbox in tiles:
         for range_name, (start, end) in ranges:
@@ -331,140 +333,9 @@ def _area(grid: PixelGrid, loader: Mapping[str, Any]) -> tuple[int, int, int, in
     return window
 
 
-def _tiles(
-    grid: PixelGrid, area: tuple[int, int, int, int], split: Split
-) -> list[tuple[str, tuple[int, int, int, int]]]:
-    c0, r0, c1, r1 = area
-    if split.tiles is not None:
-        rows, cols = _counts(split.tiles, r1 - r0, c1 - c0)
-        row_edges = [r0 + (i * (r1 - r0)) // rows for i in range(rows + 1)]
-        col_edges = [c0 + (j * (c1 - c0)) // cols for j in range(cols + 1)]
-        return [
-            (f"r{i}c{j}", (col_edges[j], row_edges[i], col_edges[j + 1], row_edges[i + 1]))
-            for i in range(rows)
-            for j in range(cols)
-            if row_edges[i + 1] > row_edges[i] and col_edges[j + 1] > col_edges[j]
-        ]
-    from openeo.extra.job_management import split_area
-
-    aoi = dict(zip(("west", "south", "east", "north"), grid.bbox(area), strict=True))
-    aoi["crs"] = grid.epsg
-    if split.tile_grid is not None:
-        return _user_tiles(grid, area, split_area(aoi, tile_grid=split.tile_grid))
-    if split.tile_pixels is not None:
-        if grid.resolution[0] != grid.resolution[1]:
-            raise ValueError(f"tile_pixels needs square pixels; this grid's are {grid.resolution}: use tiles=")
-        size = split.tile_pixels * grid.resolution[0]
-    else:
-        pixels = max(1, round(float(split.tile_size or 0) / grid.resolution[0]))
-        size = pixels * grid.resolution[0]
-    frame = split_area(aoi, projection=f"EPSG:{grid.epsg}", tile_size=size)
-    windows = [grid.window(g.bounds, outward=False) for g in frame.geometry]
-    tops = sorted({w[1] for w in windows})
-    lefts = sorted({w[0] for w in windows})
-    named = [(f"r{tops.index(w[1])}c{lefts.index(w[0])}", w) for w in windows if w[2] > w[0] and w[3] > w[1]]
-    return sorted(named, key=lambda item: (item[1][1], item[1][0]))
-
-
-def _user_tiles(
-    grid: PixelGrid, area: tuple[int, int, int, int], frame: Any
-) -> list[tuple[str, tuple[int, int, int, int]]]:
-    if frame.crs is not None and frame.crs.to_epsg() != grid.epsg:
-        frame = frame.to_crs(epsg=grid.epsg)
-    column = next((c for c in ("name", "id", "tile_id") if c in frame.columns), None)
-    out = []
-    seen: set[str] = set()
-    for i, (index, geometry) in enumerate(zip(frame.index, frame.geometry, strict=True)):
-        c0, r0, c1, r1 = grid.window(geometry.bounds)
-        window = (max(c0, area[0]), max(r0, area[1]), min(c1, area[2]), min(r1, area[3]))
-        if window[2] <= window[0] or window[3] <= window[1]:
-            continue
-        name = str(frame[column].iloc[i]) if column else f"g{index}"
-        if name in seen or not name or "/" in name:
-            raise ValueError(f"tile names must be unique and without '/', got {name!r} (column {column or 'index'!r})")
-        seen.add(name)
-        out.append((name, window))
-    return out
-
-
-def _counts(tiles: int | tuple[int, int], height: int, width: int) -> tuple[int, int]:
-    if not isinstance(tiles, int):
-        return int(tiles[0]), int(tiles[1])
-    pairs = [(r, tiles // r) for r in range(1, tiles + 1) if tiles % r == 0]
-    return min(pairs, key=lambda p: abs(math.log((height / p[0]) / (width / p[1]))))
-
-
 # -- time ------------------------------------------------------------------------------------------------------
 
 
 def _needs_time_metadata(loader: Mapping[str, Any], split: Split) -> bool:
     extent = (loader.get("arguments") or {}).get("temporal_extent")
     return split.time is not None and (not isinstance(extent, list | tuple) or None in extent)
-
-
-def _period(loader: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[Any, Any]:
-    """``[start, end)`` of the loader's time: its temporal_extent, else the collection's (whose end is inclusive)."""
-    import pandas as pd
-
-    extent = (loader.get("arguments") or {}).get("temporal_extent")
-    start, end = (extent[0], extent[1]) if isinstance(extent, list | tuple) and len(extent) == 2 else (None, None)
-    interval = _collection_interval(meta)
-    if start is None and interval[0] is not None:
-        start = interval[0]
-    if end is None and interval[1] is not None:
-        end = pd.Timestamp(interval[1]) + pd.Timedelta(days=1)
-    if start is None or end is None:
-        raise XrOpenEOError(
-            "A split in time needs the period: this graph's temporal_extent is open and the collection's metadata "
-            "does not close it; set a temporal_extent"
-        )
-    return _naive(start), _naive(end)
-
-
-def _collection_interval(meta: Mapping[str, Any]) -> tuple[Any, Any]:
-    for dim in (meta.get("cube:dimensions") or {}).values():
-        if isinstance(dim, Mapping) and dim.get("type") == "temporal" and isinstance(dim.get("extent"), list):
-            extent = dim["extent"]
-            if len(extent) == 2:
-                return extent[0], extent[1]
-    try:
-        interval = meta["extent"]["temporal"]["interval"][0]
-        return interval[0], interval[1]
-    except (KeyError, IndexError, TypeError):
-        return None, None
-
-
-def _naive(value: Any) -> Any:
-    import pandas as pd
-
-    ts = pd.Timestamp(str(value))
-    return ts.tz_convert(None) if ts.tzinfo is not None else ts
-
-
-def _ranges(period: tuple[Any, Any], spec: Any) -> list[tuple[str, str]]:
-    import pandas as pd
-
-    start, end = period
-    if end <= start:
-        raise XrOpenEOError(f"The temporal extent [{start}, {end}) is empty: nothing to split")
-    if isinstance(spec, int):
-        span = end - start
-        whole_days = span >= pd.Timedelta(days=spec) and start == start.normalize() and end == end.normalize()
-        edges = [start + span * i / spec for i in range(spec + 1)]
-        if whole_days:
-            edges = [e.round("D") for e in edges]
-    elif isinstance(spec, str):
-        try:
-            inner = list(pd.date_range(start, end, freq=spec, inclusive="neither"))
-        except ValueError as exc:
-            raise ValueError(f"time={spec!r} is not a pandas frequency ('MS', '7D', 'YS'…): {exc}") from None
-        edges = [start, *inner, end]
-    else:
-        pairs = [tuple(p) for p in spec]
-        if not pairs or any(len(p) != 2 for p in pairs):
-            raise ValueError(f"time= takes a count, a pandas frequency or [start, end) pairs, got {spec!r}")
-        return [(str(a), str(b)) for a, b in pairs]
-    edges = sorted(set(edges))
-    days = all(e == e.normalize() for e in edges)  # dates when every edge is one, else UTC timestamps throughout
-    text = [str(e.strftime("%Y-%m-%d" if days else "%Y-%m-%dT%H:%M:%SZ")) for e in edges]
-    return list(zip(text[:-1], text[1:], strict=True))
