@@ -111,6 +111,13 @@ def test_the_grid_comes_from_the_metadata_when_it_says_enough():
     assert grid_from_metadata({"cube:dimensions": geographic}) is None
     assets = {"assets": {"a": {"proj:epsg": 3035, "proj:transform": [20, 0, 4000000, 0, -20, 3000000]}}}
     assert grid_from_metadata(assets) == PixelGrid(3035, (20.0, 20.0), (4000000.0, 3000000.0))
+    # A results document: proj:bbox and proj:shape per asset; the bounds are those of all of them.
+    tiles = {
+        "a": {"proj:code": "EPSG:32631", "proj:shape": [64, 64], "proj:bbox": [640000, 5689360, 640640, 5690000]},
+        "b": {"proj:epsg": 32631, "proj:shape": [64, 32], "proj:bbox": [640640, 5689360, 640960, 5690000]},
+    }
+    expected = PixelGrid(32631, (10.0, 10.0), (640000.0, 5690000.0), (640000.0, 5689360.0, 640960.0, 5690000.0))
+    assert grid_from_metadata({"assets": tiles}) == expected
     assert grid_from_metadata({}) is None
 
 

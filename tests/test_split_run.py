@@ -122,6 +122,15 @@ def test_a_split_in_time_and_space_equals_one_job(backend, connection, tmp_path)
     assert list(table["end"][:3]) == ["2023-01-05", "2023-01-08", "2023-01-12"]
 
 
+def test_a_split_of_load_stac_follows_the_grid_of_the_stac_document(backend, connection, tmp_path):
+    source = xr_openeo.compute_batch(ndvi_cube(connection), progress=False)
+    cube = connection.load_stac(source.openeo.share_url, bands=["NDVI"])
+    one = xr_openeo.compute_batch(cube, progress=False)
+    mosaic = xr_openeo.compute_batch(cube, split=Split(tiles=(1, 2)), job_db=tmp_path / "jobs.csv", progress=False)
+    assert list(mosaic.openeo.jobs["west"]) == [640000, 641280]
+    assert_same(mosaic, one)
+
+
 def test_a_piece_that_fails_twice_is_retried_and_the_mosaic_is_complete(backend, connection, tmp_path):
     def flaky(piece):
         return {"faults": {"fail": "worker lost"}} if piece.name == "r0c1" and piece.failures < 2 else None

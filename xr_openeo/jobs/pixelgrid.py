@@ -117,8 +117,9 @@ def grid_from_metadata(meta: Mapping[str, Any]) -> PixelGrid | None:
 
     ``cube:dimensions`` of type ``spatial`` with a ``step`` give the pixel size and CRS
     (``reference_system``, default EPSG:4326), and their ``extent`` the grid's corner and bounds.
-    Without them, the ``proj:transform`` and ``proj:epsg``/``proj:code`` of the first asset that
-    has both do. A pixel size of half a degree or more in a geographic CRS is taken as a mistake
+    Without them, the assets' ``proj:epsg``/``proj:code`` with ``proj:transform``, or with
+    ``proj:bbox`` and ``proj:shape``, do (the first asset's pixels; the union of the assets of that
+    grid for the bounds). A pixel size of half a degree or more in a geographic CRS is taken as a mistake
     of the metadata (backends give the native size in metres next to a lon/lat reference system),
     and so as unknown.
     """
@@ -140,16 +141,46 @@ def grid_from_metadata(meta: Mapping[str, Any]) -> PixelGrid | None:
             origin = (xs[0], ys[1]) if xs and ys else (0.0, 0.0)
             bounds = (xs[0], ys[0], xs[1], ys[1]) if xs and ys else None
             return PixelGrid(epsg, resolution, origin, bounds)
+    found: PixelGrid | None = None
+    boxes: list[tuple[float, float, float, float]] = []
     for asset in _assets(meta):
-        transform = asset.get("proj:transform")
         code = asset.get("proj:epsg") or asset.get("proj:code")
-        if isinstance(transform, list) and len(transform) >= 6 and code is not None:
-            try:
-                epsg = epsg_of(code)
-            except ValueError:
-                continue
-            a, _, c, _, e, f = (float(v) for v in transform[:6])
-            return PixelGrid(epsg, (abs(a), abs(e)), (c, f))
+        try:
+            epsg = epsg_of(code) if code is not None else None
+        except ValueError:
+            epsg = None
+        grid = _asset_grid(asset, epsg) if epsg is not None else None
+        if grid is None or (found is not None and (grid.epsg, grid.resolution) != (found.epsg, found.resolution)):
+            continue
+        found = found or grid
+        if grid.bounds is not None:
+            boxes.append(grid.bounds)
+    if found is None:
+        return None
+    if not boxes:
+        return found
+    union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return PixelGrid(found.epsg, found.resolution, found.origin, union)
+
+
+def _asset_grid(asset: Mapping[str, Any], epsg: int) -> PixelGrid | None:
+    """An asset's grid from its ``proj:transform`` (and ``proj:shape``), or its ``proj:bbox`` and ``proj:shape``."""
+    transform, shape, bbox = asset.get("proj:transform"), asset.get("proj:shape"), asset.get("proj:bbox")
+    sized = isinstance(shape, list | tuple) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape)
+    if isinstance(transform, list | tuple) and len(transform) >= 6 and all(_finite(v) for v in transform[:6]):
+        a, _, c, _, e, f = (float(v) for v in transform[:6])
+        if not (a and e):
+            return None
+        bounds = (c, f + e * shape[0], c + a * shape[1], f) if sized else None
+        return PixelGrid(epsg, (abs(a), abs(e)), (c, f), bounds)
+    if sized and isinstance(bbox, list | tuple) and len(bbox) == 4 and all(_finite(v) for v in bbox):
+        west, south, east, north = (float(v) for v in bbox)
+        rows, cols = int(shape[0]), int(shape[1])
+        if east <= west or north <= south:
+            return None
+        return PixelGrid(
+            epsg, ((east - west) / cols, (north - south) / rows), (west, north), (west, south, east, north)
+        )
     return None
 
 
