@@ -144,12 +144,7 @@ def grid_from_metadata(meta: Mapping[str, Any]) -> PixelGrid | None:
     found: PixelGrid | None = None
     boxes: list[tuple[float, float, float, float]] = []
     for asset in _assets(meta):
-        code = asset.get("proj:epsg") or asset.get("proj:code")
-        try:
-            epsg = epsg_of(code) if code is not None else None
-        except ValueError:
-            epsg = None
-        grid = _asset_grid(asset, epsg) if epsg is not None else None
+        grid = _asset_grid(asset, _asset_epsg(asset))
         if grid is None or (found is not None and (grid.epsg, grid.resolution) != (found.epsg, found.resolution)):
             continue
         found = found or grid
@@ -163,19 +158,31 @@ def grid_from_metadata(meta: Mapping[str, Any]) -> PixelGrid | None:
     return PixelGrid(found.epsg, found.resolution, found.origin, union)
 
 
-def _asset_grid(asset: Mapping[str, Any], epsg: int) -> PixelGrid | None:
+def _asset_epsg(asset: Mapping[str, Any]) -> int | None:
+    code = asset.get("proj:epsg") or asset.get("proj:code")
+    try:
+        return epsg_of(code) if code is not None else None
+    except ValueError:
+        return None
+
+
+def _asset_grid(asset: Mapping[str, Any], epsg: int | None) -> PixelGrid | None:
     """An asset's grid from its ``proj:transform`` (and ``proj:shape``), or its ``proj:bbox`` and ``proj:shape``."""
+    if epsg is None:
+        return None
     transform, shape, bbox = asset.get("proj:transform"), asset.get("proj:shape"), asset.get("proj:bbox")
-    sized = isinstance(shape, list | tuple) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape)
+    size: tuple[int, int] | None = None
+    if isinstance(shape, list | tuple) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape):
+        size = (int(shape[0]), int(shape[1]))
     if isinstance(transform, list | tuple) and len(transform) >= 6 and all(_finite(v) for v in transform[:6]):
         a, _, c, _, e, f = (float(v) for v in transform[:6])
         if not (a and e):
             return None
-        bounds = (c, f + e * shape[0], c + a * shape[1], f) if sized else None
+        bounds = (c, f + e * size[0], c + a * size[1], f) if size else None
         return PixelGrid(epsg, (abs(a), abs(e)), (c, f), bounds)
-    if sized and isinstance(bbox, list | tuple) and len(bbox) == 4 and all(_finite(v) for v in bbox):
+    if size and isinstance(bbox, list | tuple) and len(bbox) == 4 and all(_finite(v) for v in bbox):
         west, south, east, north = (float(v) for v in bbox)
-        rows, cols = int(shape[0]), int(shape[1])
+        rows, cols = size
         if east <= west or north <= south:
             return None
         return PixelGrid(
