@@ -185,6 +185,22 @@ def test_a_piece_that_always_fails_ends_the_run_unless_partial_results_are_allow
     np.testing.assert_allclose(complete.NDVI.isel(t=0).values, expected_ndvi(0), rtol=1e-6, equal_nan=True)
 
 
+def test_a_job_created_but_never_started_is_started_when_the_run_resumes(backend, connection, tmp_path):
+    from xr_openeo.jobs.jobdb import create_or_resume, pieces_frame, row_graph
+    from xr_openeo.jobs.manager import run_pieces
+    from xr_openeo.jobs.split import Piece
+
+    graph = xr_openeo.jobs.prepare_process_graph(ndvi_cube(connection))[1]
+    frame = pieces_frame([Piece("all")], [graph], run="r", title=None, description=None, job_options=None)
+    db, _ = create_or_resume(tmp_path / "jobs.csv", frame, "r")
+    job = connection.create_job(process_graph={"process_graph": row_graph(db.df.loc[0])})
+    db.set(0, id=job.job_id, status="queued_for_start")  # as a run killed between creating and starting leaves it
+    backend.clear_requests()
+    run_pieces(db, connection, parallel_jobs=1, retries=0, poll_interval=0.05, progress=False)
+    assert created(backend) == 0 and started(backend) == [job.job_id]
+    assert db.df.loc[0, "status"] == "finished" and db.df.loc[0, "results_bytes"] > 0
+
+
 INTERRUPTED_RUN = """
 import sys
 import openeo

@@ -272,8 +272,13 @@ def _prepare(db: JobDb, manager: _PieceManager, connection: Any, first: bool) ->
     for index in list(df.index):
         row = df.loc[index]
         status, job_id = row.get("status") or "not_started", row.get("id")
-        if status in FAILED and first:
-            db.set(index, status="not_started", id=None)  # a new run: a fresh set of retries
+        if job_id and row.get("backend_name") != BACKEND:  # the manager polls a job on the backend its row names
+            db.set(index, backend_name=BACKEND)
+        if status in FAILED and first:  # a new run: a fresh set of retries
+            retired = [i for i in str(row.get("failed_jobs") or "").split(";") if i]
+            if job_id and job_id not in retired:
+                retired.append(str(job_id))
+            db.set(index, status="not_started", id=None, failed_jobs=";".join(retired) or None)
         elif status in NOT_STARTED:
             manager.failed(index, job_id, "the backend did not start it")
         elif status in ACTIVE and not job_id:
