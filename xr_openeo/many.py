@@ -62,6 +62,7 @@ def compute_split(
     ``openeo-split-<run>.csv`` in the working directory, ``<run>`` a digest of the graph, the
     pieces and the job options, so that the same call finds it again.
     """
+    _require_split_extras()
     from .jobs import prepare_process_graph
     from .jobs.jobdb import create_or_resume, pieces_frame
     from .jobs.manager import run_pieces
@@ -90,6 +91,17 @@ def compute_split(
         job_options=dynamic,
     )
     return open_split(path, connection=conn, allow_partial=allow_partial, **open_kwargs)
+
+
+def _require_split_extras() -> None:
+    import importlib.util
+
+    missing = [name for name in ("geopandas", "shapely") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"Split runs need {' and '.join(missing)} (the openeo client's job management imports them): "
+            "pip install 'xr_openeo[split]'"
+        )
 
 
 def open_split(
@@ -125,6 +137,7 @@ def open_split(
         Its ``openeo:job_db``, ``openeo:jobs``, ``openeo:pieces`` and ``openeo:missing_pieces``
         attributes say where it came from; ``ds.openeo.jobs`` reads the job database.
     """
+    _require_split_extras()
     from .api import open_loaded
     from .jobs.jobdb import open_job_db
     from .lazy import normalize_chunks
