@@ -29,11 +29,13 @@ __all__ = [
     "open_dataframe",
     "open_results",
     "set_options",
+    "Split",
 ]
 
 if TYPE_CHECKING:
     from .api import compute_batch, execute, from_cube, open_dataframe, open_results
     from .jobs import list_jobs
+    from .jobs.split import Split
 
 _LAZY = {
     "compute_batch": "api",
@@ -42,6 +44,7 @@ _LAZY = {
     "open_dataframe": "api",
     "open_results": "api",
     "list_jobs": "jobs",
+    "Split": "jobs.split",
 }
 
 

@@ -101,6 +101,10 @@ OPTIONS: dict[str, _Option] = {
         doc="Results of xr_openeo.execute up to this size are held in memory and come back loaded; larger ones "
         "are spilled to a temporary directory and opened lazily.",
     ),
+    "split_retries": _Option(2, *_count(), doc="New jobs a failing piece of a split run gets, after its first."),
+    "split_poll_interval": _Option(
+        10.0, *_positive_seconds(), doc="Seconds between two rounds of status requests of a split run."
+    ),
 }
 _ENV_PREFIX = "XR_OPENEO_"
 _UNSET = object()
@@ -153,6 +157,9 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
         Answers of :func:`xr_openeo.execute` up to this size (16 MiB) are held in memory and the
         result comes back loaded; larger ones are spilled to a temporary directory, opened lazily,
         and removed when the Dataset is closed or no longer referenced.
+    split_retries, split_poll_interval : int, float
+        Runs split into pieces (``compute_batch(..., split=...)``): new jobs a failing piece gets
+        per run (2), and seconds between two rounds of status requests (10).
 
     Every option can also come from the environment as ``XR_OPENEO_<NAME>`` (upper case), read
     when the value is needed. ``None`` removes a value set before.

@@ -114,6 +114,11 @@ class OpenEOAccessor:
     def _require_job(self) -> str:
         if self.job_id:
             return self.job_id
+        if self._attr("job_db"):
+            raise NoJobError(
+                f"This Dataset is the mosaic of {len(self._attr('jobs') or [])} batch jobs of a split run: "
+                "ds.openeo.jobs lists them, ds.openeo.piece_job(piece) and ds.openeo.piece_logs(piece) give one."
+            )
         if self.is_deferred:
             raise NoJobError(
                 "This Dataset names no batch job yet: it is a deferred graph that has not run. Run it with "
@@ -279,6 +284,38 @@ class OpenEOAccessor:
             raise NoJobError(NOT_BOUND)
         return execute(self.process_graph, connection=self._connection(connection, "run its graph"), **kwargs)
 
+    # -- split runs (compute_batch(..., split=...)) ----------------------------------------------
+
+    @property
+    def jobs(self) -> Any:
+        """The job database of a mosaic of many jobs, as it is now: one row per piece (extent, job id,
+        status, failures, error, bytes of results), indexed by piece."""
+        from .many import job_table
+
+        return job_table(self._attr)
+
+    def piece_job(self, piece: str, connection: Any = None) -> Any:
+        """The ``openeo.BatchJob`` of a piece of the mosaic (its last job)."""
+        from .many import piece_job
+
+        return piece_job(self._attr, piece, self._connection(connection, "reach the job of a piece"))
+
+    def piece_logs(self, piece: str, level: str = "info", connection: Any = None) -> Any:
+        """The log entries of a piece's job at ``level`` or above, as a DataFrame (as :meth:`logs`)."""
+        from .jobs import logs_frame
+
+        return logs_frame(self.piece_job(piece, connection).logs(level=level))
+
+    def rerun_failed(self, connection: Any = None, **kwargs: Any) -> Any:
+        """Run the pieces of the mosaic's split run that did not finish, and return the mosaic opened again.
+
+        Keywords: ``parallel_jobs``, ``progress``, ``timeout``, ``job_options`` (a callable of the
+        piece) for the run, and those of :func:`xr_openeo.many.open_split` for the opening.
+        """
+        from .many import rerun_failed
+
+        return rerun_failed(self._attr, self._connection(connection, "run the failed pieces"), **kwargs)
+
     # -- notebooks -------------------------------------------------------------------------------
 
     def _rows(self) -> list[tuple[str, str]]:
@@ -305,6 +342,8 @@ class OpenEOAccessor:
         return f"<div><strong>openEO</strong><table>{body}</table></div>"
 
     def __repr__(self) -> str:
+        if self._attr("job_db"):
+            return f"<openEO mosaic of {len(self._attr('jobs') or [])} jobs on {self.backend} ({self._attr('status')})>"
         if self.job_id:
             return f"<openEO job {self.job_id} on {self.backend or 'an unknown backend'} ({self._attr('status')})>"
         if self.is_executed:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from ._options import get_option
@@ -254,7 +255,7 @@ def compute_batch(
     title: str | None = None,
     description: str | None = None,
     out_format: str | None = None,
-    job_options: Mapping[str, Any] | None = None,
+    job_options: Mapping[str, Any] | Callable[[Any], Any] | None = None,
     chunks: Any = None,
     progress: bool | str = True,
     timeout: float | None = None,
@@ -265,6 +266,10 @@ def compute_batch(
     masked: bool = True,
     pickle_token: bool = False,
     on_read_error: str | None = None,
+    split: Any = None,
+    job_db: str | os.PathLike[str] | None = None,
+    parallel_jobs: int = 2,
+    allow_partial: bool = False,
 ) -> Any:
     """Run ``cube`` as an openEO batch job, wait for it, and open its results lazily.
 
@@ -284,6 +289,24 @@ def compute_batch(
         options) when there is one, instead of running a new job.
     chunks, assets, dtype, masked, pickle_token, on_read_error
         As for :func:`open_results`.
+    split
+        Run one job per piece instead, and open their results as one mosaic: a
+        :class:`xr_openeo.Split` (or a dict of its fields, a tile count, a GeoDataFrame of tiles)
+        cutting the area into tiles on whole pixels of the collection's grid and/or the time into
+        ranges. ``job_options`` may then be a callable of the :class:`~xr_openeo.jobs.split.Piece`
+        (with its ``failures`` so far) returning the options of its next job.
+    job_db
+        The job database of a split run (``.csv`` or ``.parquet``; default
+        ``openeo-split-<run>.csv`` in the working directory): each piece's extent, job id and
+        status. Running the same call again re-attaches to its running jobs and submits only
+        the missing pieces; a finished run opens without submitting anything.
+    parallel_jobs
+        Jobs of a split run created, queued or running at once, at most.
+    allow_partial
+        Open the mosaic of a split run without the pieces that failed for good (each is retried
+        ``split_retries`` times, see :func:`set_options`), with a warning naming them; otherwise
+        they raise :class:`~xr_openeo.errors.JobFailedError` listing them and their error logs.
+        Interrupting a split run (Ctrl-C) never cancels its jobs.
 
     Returns
     -------
@@ -296,6 +319,33 @@ def compute_batch(
     get_option("on_read_error", on_read_error)  # a bad value fails before a job runs
     normalize_chunks(chunks)
     _refuse_plain_dataset(cube)
+    if split is not None or job_db is not None:
+        if reuse:
+            raise ValueError("reuse= does not apply to split runs: their job database keeps the finished pieces")
+        from .many import compute_split
+
+        return compute_split(
+            cube,
+            connection=connection,
+            split=split,
+            job_db=job_db,
+            parallel_jobs=parallel_jobs,
+            allow_partial=allow_partial,
+            title=title,
+            description=description,
+            out_format=out_format,
+            job_options=job_options,
+            progress=progress,
+            timeout=timeout,
+            chunks=chunks,
+            assets=assets,
+            dtype=dtype,
+            masked=masked,
+            pickle_token=pickle_token,
+            on_read_error=on_read_error,
+        )
+    if callable(job_options):
+        raise TypeError("job_options may be a callable of the piece only for split runs (split=...); pass a dict")
     conn, graph = jobs.prepare_process_graph(cube, connection=connection, out_format=out_format)
     job = jobs.find_reusable(conn, graph, job_options) if reuse else None
     if job is None:

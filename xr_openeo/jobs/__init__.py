@@ -25,6 +25,10 @@ Modules
     :class:`LibraryErrorsBatchJob`, :func:`batch_job`, :func:`load_results_cube`.
 ``listing``
     :func:`list_jobs` and :func:`logs_frame`: jobs and logs as pandas tables.
+``split``, ``pixelgrid``, ``tiles``, ``timeranges``
+    One job as many: :class:`~xr_openeo.jobs.split.Split`, pieces on the collection's pixel grid.
+``jobdb``, ``manager``, ``run_progress``
+    Split runs: their job database, running its pieces (resumable, retried), one progress display.
 """
 
 from __future__ import annotations
