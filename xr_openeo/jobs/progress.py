@@ -157,18 +157,7 @@ class BarDisplay(Display):
             "bar_format": "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]",
             "leave": True,
         }
-        self.bar: Any = None
-        if notebook and importlib.util.find_spec("ipywidgets") is not None:
-            try:
-                from tqdm.notebook import tqdm as notebook_tqdm
-
-                self.bar = notebook_tqdm(**kwargs)
-            except Exception as exc:  # an old or broken ipywidgets: the text bar works in notebooks too
-                logger.debug("No notebook progress widget (%s); using a text bar", exc)
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
+        self.bar = make_bar(kwargs, notebook)
 
     def update(self, status: str, progress: Any, elapsed: float) -> None:
         if isinstance(progress, int | float) and not isinstance(progress, bool):
@@ -196,3 +185,17 @@ def make_display(progress: bool | str | None, job_id: str, heartbeat: float = HE
     if kind in ("bar", "notebook"):
         return BarDisplay(job_id, notebook=kind == "notebook")
     return Display()
+
+
+def make_bar(kwargs: dict[str, Any], notebook: bool) -> Any:
+    """A tqdm bar with ``kwargs``: Jupyter's widget in a notebook when ipywidgets works, else text on stderr."""
+    if notebook and importlib.util.find_spec("ipywidgets") is not None:
+        try:
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm(**kwargs)
+        except Exception as exc:  # an old or broken ipywidgets: the text bar works in notebooks too
+            logger.debug("No notebook progress widget (%s); using a text bar", exc)
+    from tqdm import tqdm
+
+    return tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)

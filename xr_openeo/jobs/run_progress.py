@@ -10,13 +10,11 @@ one per change and one at least every :data:`~xr_openeo.jobs.progress.HEARTBEAT`
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .progress import HEARTBEAT, _to_log, _to_stderr, display_kind, logger
+from .progress import HEARTBEAT, _to_log, _to_stderr, display_kind, make_bar
 from .status import fmt_elapsed
 
 
@@ -114,18 +112,7 @@ class RunBar(RunDisplay):
             "bar_format": "{desc}: {n_fmt}/{total_fmt}|{bar}| [{elapsed}] {postfix}",
             "leave": True,
         }
-        self.bar: Any = None
-        if notebook and importlib.util.find_spec("ipywidgets") is not None:
-            try:
-                from tqdm.notebook import tqdm as notebook_tqdm
-
-                self.bar = notebook_tqdm(**kwargs)
-            except Exception as exc:  # an old or broken ipywidgets: the text bar works in notebooks too
-                logger.debug("No notebook progress widget (%s); using a text bar", exc)
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(file=sys.stderr, dynamic_ncols=True, **kwargs)
+        self.bar = make_bar(kwargs, notebook)
 
     def update(self, counts: Counts, elapsed: float) -> None:
         self.bar.total = counts.total
