@@ -14,9 +14,11 @@ import threading
 import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+from xarray.backends import BackendArray
 
 from ..errors import AssetReadError
 from ..results import Grid
@@ -119,8 +121,25 @@ class CFReader:
             return opened
 
     def dataset(self, key: str) -> Any:
-        """The file as xarray decodes it (``time`` renamed ``t``), opened once by this reader."""
-        return self._file(key).ds
+        """The file as xarray decodes it (``time`` renamed ``t``), lazily, for files that are no rasters.
+
+        Its variables read through this reader (which opens the file again if it was closed, and
+        pickles by its arguments); closing the Dataset closes the file.
+        """
+        import xarray as xr
+        from xarray.core import indexing
+
+        ds = self._file(key).ds
+        variables = {}
+        for name, var in ds.variables.items():
+            if not isinstance(var, xr.IndexVariable):  # index coordinates are in memory already
+                data = indexing.LazilyIndexedArray(VariableArray(self, key, str(name), var.shape, var.dtype))
+                var = xr.Variable(var.dims, data, var.attrs, var.encoding)
+            variables[name] = var
+        out = xr.Dataset(variables, attrs=ds.attrs).set_coords(list(ds.coords))
+        out.encoding = dict(ds.encoding)
+        out.set_close(partial(self._close_file, key))
+        return out
 
     def close(self) -> None:
         """Close the files this reader opened (in this process); the next read opens them again."""
@@ -128,6 +147,12 @@ class CFReader:
             files = dict(self._files)
             self._files.clear()
         _close_all(files)
+
+    def _close_file(self, key: str) -> None:
+        with self._lock:
+            opened = self._files.pop(key, None)
+        if opened is not None:
+            opened.close()
 
     def _guarded(self, opened: OpenFile, read: Callable[[], _T]) -> _T:
         """``read()``, a read of ``opened``'s Dataset; readers whose files need care around reads override it."""
@@ -150,6 +175,23 @@ class CFReader:
             fills = [_fill(opened.ds[band]) for band in bands]
             nodata = next((f for f in reversed(fills) if f is not None), None)
         return Block(data, nodata=nodata, grid=info.grid, masked=self.masked)
+
+
+class VariableArray(BackendArray):
+    """Variable ``name`` of asset ``key`` as a lazy array read through ``reader`` (:meth:`CFReader.dataset`)."""
+
+    def __init__(self, reader: CFReader, key: str, name: str, shape: tuple[int, ...], dtype: Any) -> None:
+        self.reader, self.key, self.name = reader, key, name
+        self.shape, self.dtype = shape, np.dtype(dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        from xarray.core import indexing
+
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._raw)
+
+    def _raw(self, index: tuple[Any, ...]) -> np.ndarray:
+        opened = self.reader._file(self.key)
+        return self.reader._guarded(opened, lambda: np.asarray(opened.ds[self.name].variable[index].values))
 
 
 def _read_window(ds: Any, key: str, window: Window, bands: Sequence[BandId]) -> list[np.ndarray]:

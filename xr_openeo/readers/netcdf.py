@@ -22,9 +22,6 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
-from xarray.backends import BackendArray
-
 from .._options import get_option
 from ..errors import AssetReadError
 from ..http import RemoteFile
@@ -69,7 +66,6 @@ class NetCDFReader(CFReader):
         return (self.links, self.masked, self.download_threshold, self.block_bytes, self.header_bytes)
 
     def _open(self, key: str) -> OpenFile:
-
         href = self.links.href(key)
         where = redact(href)
         source: Any
@@ -114,27 +110,6 @@ class NetCDFReader(CFReader):
         if isinstance(opened.source, _Fetched):
             return opened.source.run(read)
         return read()
-
-    def dataset(self, key: str) -> Any:
-        """The file as xarray decodes it (``time`` renamed ``t``); its lazy variables read through
-        :meth:`_Fetched.run` when the file is read by ranges."""
-        import xarray as xr
-        from xarray.core import indexing
-
-        opened = self._file(key)
-        source = opened.source
-        if not isinstance(source, _Fetched):
-            return opened.ds
-        ds = opened.ds
-        variables = {}
-        for name, var in ds.variables.items():
-            if not isinstance(var, xr.IndexVariable):  # index coordinates are in memory already
-                data = indexing.LazilyIndexedArray(_GuardedArray(var, source))
-                var = xr.Variable(var.dims, data, var.attrs, var.encoding)
-            variables[name] = var
-        guarded = xr.Dataset(variables, attrs=ds.attrs).set_coords(list(ds.coords))
-        guarded.encoding = dict(ds.encoding)
-        return guarded
 
 
 def _open_h5netcdf(source: Any, masked: bool) -> tuple[Any, Any]:
@@ -311,19 +286,3 @@ class _Fetched(io.RawIOBase):
             self._order.clear()
         self.remote.close()
         super().close()
-
-
-class _GuardedArray(BackendArray):
-    """A lazy variable of a :class:`_Fetched` file whose every read goes through :meth:`_Fetched.run`."""
-
-    def __init__(self, variable: Any, source: _Fetched) -> None:
-        self.variable, self.source = variable, source
-        self.shape, self.dtype = variable.shape, variable.dtype
-
-    def __getitem__(self, key: Any) -> Any:
-        from xarray.core import indexing
-
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._raw)
-
-    def _raw(self, key: tuple[Any, ...]) -> Any:
-        return self.source.run(lambda: np.asarray(self.variable[key].values))
