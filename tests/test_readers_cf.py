@@ -69,6 +69,23 @@ def document(hrefs: dict[str, str]) -> dict[str, Any]:
     return {"type": "Collection", "stac_version": "1.1.0", "id": "local-cf", "links": [], "assets": assets}
 
 
+class LockWatchingServer(CorpusServer):
+    """A static server that notes every request it gets while some thread holds h5py's global lock."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.while_h5py_locked: list[str] = []
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
+        from h5py._objects import phil
+
+        if phil.acquire(blocking=False):
+            phil.release()
+        else:
+            self.while_h5py_locked.append(f"{environ['PATH_INFO']} {environ.get('HTTP_RANGE')}")
+        return super()._app(environ, start_response)
+
+
 @pytest.fixture(params=["disk", "http"])
 def publish(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Publish]:
     """Publishes files (``{asset key: path}``) as a results document; gives what open_results opens."""
@@ -226,3 +243,28 @@ def test_files_on_other_grids_come_back_as_groups(tmp_path: Path, publish: Publi
     assert {g.rio.crs.to_epsg() for g in groups} == ({32631} if change == "shifted" else {32631, 32632})
     with pytest.raises(ValueError, match="different grids"):
         xr.open_dataset(source, engine="openeo", chunks={})
+
+
+def test_h5py_never_waits_on_the_network(tmp_path: Path) -> None:
+    """h5py holds a global lock while it reads through a Python file object, and freeing an h5py object
+    (a garbage collection on any thread) needs that lock. A read that waited on the network under it
+    deadlocked against the threads of an in-process server (until the read timed out, 120 s later).
+
+    So no request is ever sent while that lock is held: the server checks at every request. One
+    file, read one chunk at a time (synchronous scheduler): the lock can only be held by the thread
+    that waits for the answer.
+    """
+    served = tmp_path / "served"
+    served.mkdir()
+    files = {"a.nc": write_cf(full_cube(), served / "a.nc")}
+    with (
+        LockWatchingServer(served) as server,
+        xr_openeo.set_options(download_threshold=0, header_bytes=1024, block_bytes=2048),
+    ):
+        doc = document({key: f"{server.url}/{key}" for key in files})
+        ds = xr_openeo.open_results(doc).load(scheduler="synchronous")
+        requests = server.requests
+    xr_openeo.clear_caches()
+    np.testing.assert_array_equal(ds.B04.values, masked(full_cube().B04.values))
+    assert len(requests) > 10  # metadata and chunks came in many small requests
+    assert server.while_h5py_locked == []
