@@ -169,6 +169,18 @@ def test_one_chunk_read_moves_a_fraction_of_the_file(
     assert sum(r.bytes_sent for r in asset_requests(backend)) < 4 * 2**20
 
 
+def test_a_full_read_fetches_each_block_once(backend: LocalBackend, job: Any, ref: xr.Dataset) -> None:
+    """Tasks reading on many threads need the same blocks at the same time: each is fetched once."""
+    with xr_openeo.set_options(download_threshold=0, block_bytes=256 * 2**10):  # 16 blocks hold the file
+        ds = xr_openeo.open_results(job, chunks={"y": 256, "x": 256})  # 12 tasks, 4 per block or so
+    backend.clear_requests()
+    ds.load(scheduler="threads", num_workers=8)
+    moved = asset_requests(backend)
+    assert sum(r.bytes_sent for r in moved) <= file_size(backend, job)
+    assert len({r.headers["Range"] for r in moved}) == len(moved)  # no range asked twice
+    assert_same_values(ds, ref)
+
+
 @pytest.mark.parametrize("threshold", ["default", "size+1"])
 def test_small_files_are_downloaded_whole(backend: LocalBackend, job: Any, ref: xr.Dataset, threshold: str) -> None:
     size = file_size(backend, job)

@@ -40,8 +40,8 @@ class NotGridded(Exception):
 class OpenFile:
     """One file a reader opened: the decoded Dataset, what else to close with it, and what it holds.
 
-    ``source`` is what the Dataset reads from (a netCDF reader looks there for the network error
-    behind a failed read); ``info`` is filled on first use of :meth:`CFReader.info`.
+    ``source`` is what the Dataset reads from (a netCDF file read by ranges runs every read
+    through it); ``info`` is filled on first use of :meth:`CFReader.info`.
     """
 
     ds: Any

@@ -159,6 +159,7 @@ class _Fetched(io.RawIOBase):
         self._blocks: dict[int, bytes] = {}  # read by h5py without a lock; changed under _lock
         self._order: OrderedDict[int, None] = OrderedDict()
         self._pins: Counter[int] = Counter()  # blocks that calls in progress need
+        self._loading: dict[int, threading.Event] = {}  # blocks being fetched, set when done
         self._lock = threading.Lock()
         self._missing = threading.local()
         self._pos = 0
@@ -222,7 +223,7 @@ class _Fetched(io.RawIOBase):
                     if missing is None:
                         return result
                 # What h5py made of a failed read is never trusted: fetch, then call again.
-                if not self._fetch(*missing, pinned):
+                if not self._fetch(*missing, pinned):  # (it missed bytes it had: do not loop)
                     raise AssetReadError(
                         f"Reading asset {self.remote.key!r}: h5py asked again for bytes {missing[0]}-{missing[1]} "
                         "after they were fetched",
@@ -238,16 +239,42 @@ class _Fetched(io.RawIOBase):
         return missing
 
     def _fetch(self, start: int, stop: int, pinned: set[int]) -> bool:
-        """Fetch the blocks of ``[start, stop)`` not in memory (all at once) and pin them; whether any was new."""
+        """Bring the blocks of ``[start, stop)`` into memory and pin them for the call of ``pinned``.
+
+        Blocks another thread is fetching are awaited, not fetched twice; the others are fetched
+        at once (one request per run of adjacent blocks, runs concurrently). Returns whether
+        anything was missing or newly pinned (False: the bytes h5py missed were there already).
+        """
         block = self.block_bytes
-        wanted = [i for i in range(start // block, (stop - 1) // block + 1) if i not in pinned]
+        wanted = range(start // block, (stop - 1) // block + 1)
+        done = threading.Event()
         with self._lock:
-            for i in wanted:
+            new_pins = [i for i in wanted if i not in pinned]
+            for i in new_pins:
                 self._pins[i] += 1
                 pinned.add(i)
-            missing = [i for i in wanted if i not in self._blocks]
+            absent = [i for i in wanted if i not in self._blocks]
+            theirs = {self._loading[i] for i in absent if i in self._loading}
+            mine = [i for i in absent if i not in self._loading]
+            for i in mine:
+                self._loading[i] = done
+        try:
+            if mine:
+                self._load(mine)
+        finally:
+            with self._lock:
+                for i in mine:
+                    if self._loading.get(i) is done:
+                        del self._loading[i]
+            done.set()
+        for other in theirs:  # (a fetch that failed there is made again here, at the next miss)
+            other.wait()
+        return bool(new_pins or absent)
+
+    def _load(self, indexes: list[int]) -> None:
+        block = self.block_bytes
         runs: list[list[int]] = []
-        for i in missing:
+        for i in indexes:
             if runs and runs[-1][-1] == i - 1:
                 runs[-1].append(i)
             else:
@@ -263,7 +290,6 @@ class _Fetched(io.RawIOBase):
                     self._blocks[i] = data[n * block : (n + 1) * block]
                     self._order[i] = None
                     self._order.move_to_end(i)
-        return bool(wanted)
 
     def _release(self, pinned: set[int]) -> None:
         """Unpin a call's blocks and forget the least recently fetched unpinned ones beyond the bound."""
