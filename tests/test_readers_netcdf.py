@@ -145,12 +145,6 @@ def test_lazy_open_reads_only_metadata_and_matches_download(
     assert_same_values(ds, ref)
 
 
-def test_int_chunks_round_up_to_whole_hdf5_chunks(job: Any) -> None:
-    with xr_openeo.set_options(**LAZY):
-        ds = xr_openeo.open_results(job, chunks={"t": 2, "y": 1, "x": 100})
-    assert ds.B08.chunks == ((2, 1), (256, 44), (256, 44))  # the file's HDF5 chunks are 256²
-
-
 def test_one_chunk_read_moves_a_fraction_of_the_file(
     backend: LocalBackend, job: Any, ref: xr.Dataset, open_results: Any
 ) -> None:
