@@ -47,11 +47,18 @@ def full_cube() -> xr.Dataset:
     )
 
 
-def write_cf(ds: xr.Dataset, path: Path, epsg: int = 32631, chunks: tuple[int, int] = (16, 16)) -> Path:
-    """``ds`` as geopyspark writes netCDF: a ``crs`` variable, ``_FillValue`` 0, HDF5 chunks of ``chunks``."""
+def write_cf(
+    ds: xr.Dataset, path: Path, epsg: int = 32631, chunks: tuple[int, int] = (16, 16), geotransform: bool = False
+) -> Path:
+    """``ds`` as geopyspark writes netCDF: a ``crs`` variable, ``_FillValue`` 0, HDF5 chunks of ``chunks``;
+    with ``geotransform``, GDAL's ``GeoTransform`` on the ``crs`` variable as well."""
     out = ds.copy()
     crs = pyproj.CRS.from_epsg(epsg)
-    out["crs"] = xr.Variable((), np.array(b"", dtype="S1"), {**crs.to_cf(), "spatial_ref": crs.to_wkt()})
+    attrs = {**crs.to_cf(), "spatial_ref": crs.to_wkt()}
+    if geotransform:
+        west, north = float(ds.x[0]) - RES / 2, float(ds.y[0]) + RES / 2
+        attrs["GeoTransform"] = f"{west} {RES} 0.0 {north} 0.0 {-RES}"
+    out["crs"] = xr.Variable((), np.array(b"", dtype="S1"), attrs)
     encoding: dict[str, Any] = {}
     for name, var in ds.data_vars.items():
         out[name].attrs["grid_mapping"] = "crs"
@@ -220,6 +227,33 @@ def test_overlaps_take_the_first_valid_pixel_and_holes_are_nan(tmp_path: Path, p
     np.testing.assert_array_equal(b04[:, :20, 40:], masked(second.B04.values)[:, :, 20:])
     assert np.isnan(b04[:, 20:30]).all()  # no file covers these rows
     np.testing.assert_array_equal(b04[:, 30:], masked(cube.B04.values[:, 30:]))
+
+
+@pytest.mark.parametrize("geotransform", [True, False])
+def test_a_single_pixel_file_needs_a_geotransform_to_join_the_mosaic(
+    tmp_path: Path, publish: Publish, geotransform: bool
+) -> None:
+    """A one-pixel file (a small feature of ``sample_by_feature``) says nothing of its pixel size by its
+    coordinates: its GeoTransform does. Without one it is opened on its own, never on a made-up grid."""
+    cube = full_cube()
+    files = {
+        "field.nc": write_cf(cube.isel(y=slice(0, 20)), tmp_path / "field.nc"),
+        "pixel.nc": write_cf(
+            cube.isel(y=slice(30, 31), x=slice(10, 11)), tmp_path / "pixel.nc", geotransform=geotransform
+        ),
+    }
+    opened = xr_openeo.open_results(publish(files))
+    if not geotransform:
+        assert isinstance(opened, xr.DataTree)
+        pixel = opened["pixel.nc"].to_dataset()
+        np.testing.assert_array_equal(pixel.B04.values, cube.B04.values[:, 30:31, 10:11])
+        return
+    assert isinstance(opened, xr.Dataset) and opened.sizes == {"t": 2, "y": 31, "x": 60}
+    assert opened.B04.chunks[1:] == ((20, 11), (60,))  # chunks follow the larger file, not the one pixel
+    b04 = opened.B04.values
+    np.testing.assert_array_equal(b04[:, 30, 10], masked(cube.B04.values[:, 30, 10]))
+    assert np.isnan(b04[:, 20:30]).all() and np.isnan(b04[:, 30, 11:]).all()
+    np.testing.assert_array_equal(b04[:, :20], masked(cube.B04.values[:, :20]))
 
 
 @pytest.mark.parametrize("change", ["shifted", "crs"])

@@ -268,33 +268,62 @@ def _spatial_dims(ds: Any, key: str) -> tuple[str, str]:
 
 
 def _grid(ds: Any, key: str, y_dim: str, x_dim: str) -> Grid:
+    """The grid of the pixel-centre coordinates; an axis of one pixel takes its size from the grid
+    mapping's ``GeoTransform`` (GDAL, rioxarray), else from the other axis (square pixels)."""
     x = np.asarray(ds[x_dim].values, dtype="float64")
     y = np.asarray(ds[y_dim].values, dtype="float64")
-    a = _step(x, y, x_dim, key)
-    e = _step(y, x, y_dim, key)
-    if x.size < 2:
+    a, e = _step(x, x_dim, key), _step(y, y_dim, key)
+    if a is None or e is None:
+        transform = _geotransform(ds)
+        if transform is not None:
+            a, e = a if a is not None else transform[1], e if e is not None else transform[5]
+    if a is None:
+        if e is None:
+            raise NotGridded(
+                f"asset {key!r} holds a single pixel and no GeoTransform: its pixel size is unknown, so it is "
+                "opened on its own"
+            )
         a = abs(e)
-    if y.size < 2:
+    if e is None:
         e = -abs(a)
     return Grid(_crs(ds, key), (y.size, x.size), (a, 0.0, float(x[0]) - a / 2, 0.0, e, float(y[0]) - e / 2))
 
 
-def _step(values: np.ndarray, other: np.ndarray, dim: str, key: str) -> float:
+def _step(values: np.ndarray, dim: str, key: str) -> float | None:
+    """The spacing of regular coordinates; None for fewer than two."""
     if values.size < 2:
-        return float(abs(other[1] - other[0])) if other.size > 1 else 1.0
+        return None
     steps = np.diff(values)
     if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
         raise NotGridded(f"asset {key!r} has irregular {dim} coordinates")
     return float(steps[0])
 
 
+def _grid_mappings(ds: Any) -> list[Hashable]:
+    """Names of the file's grid-mapping variables (those its bands name, and ``crs``/``spatial_ref``)."""
+    names: set[Hashable] = {var.attrs.get("grid_mapping") for var in ds.data_vars.values()} - {None}
+    names |= {n for n in ("crs", "spatial_ref") if n in ds.variables and ds[n].ndim == 0}
+    return sorted((n for n in names if n in ds.variables), key=str)
+
+
+def _geotransform(ds: Any) -> tuple[float, ...] | None:
+    """GDAL's ``GeoTransform`` of a grid-mapping variable (``c a b f d e``), if one has it."""
+    for name in _grid_mappings(ds):
+        text = ds[name].attrs.get("GeoTransform")
+        try:
+            values = tuple(float(v) for v in str(text).split())
+        except ValueError:
+            continue
+        if len(values) == 6 and values[1] and values[5]:
+            return values
+    return None
+
+
 def _crs(ds: Any, key: str) -> str:
     """The CRS of the file's grid-mapping variable (``crs_wkt``, ``spatial_ref`` or CF parameters)."""
     import pyproj
 
-    names: set[Hashable] = {var.attrs.get("grid_mapping") for var in ds.data_vars.values()} - {None}
-    names |= {n for n in ("crs", "spatial_ref") if n in ds.variables and ds[n].ndim == 0}
-    for name in sorted((n for n in names if n in ds.variables), key=str):
+    for name in _grid_mappings(ds):
         attrs: Mapping[str, Any] = ds[name].attrs
         for source in ("crs_wkt", "spatial_ref", "cf"):
             try:
