@@ -302,3 +302,27 @@ def test_h5py_never_waits_on_the_network(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.B04.values, masked(full_cube().B04.values))
     assert len(requests) > 10  # metadata and chunks came in many small requests
     assert server.while_h5py_locked == []
+
+
+def test_random_windows_read_right_with_a_tiny_cache(tmp_path: Path) -> None:
+    """Windows of every shape, read on 4 threads through 2 KiB blocks of which the file keeps 4: h5py
+    misses bytes at almost every step, blocks are forgotten and fetched again, and every value is right."""
+    cube = full_cube()
+    served = tmp_path / "served"
+    served.mkdir()
+    write_cf(cube, served / "a.nc", chunks=(8, 8))
+    rng = np.random.default_rng(7)
+    with (
+        CorpusServer(served) as server,
+        xr_openeo.set_options(download_threshold=0, header_bytes=1024, block_bytes=2048, cache_bytes=8192),
+    ):
+        ds = xr_openeo.open_results(document({"a.nc": f"{server.url}/a.nc"}), chunks={"y": 8, "x": 8})
+        for _ in range(12):
+            (y0, y1), (x0, x1) = (sorted(rng.choice(n + 1, 2, replace=False)) for n in (ROWS, COLS))
+            window = {"t": slice(int(rng.integers(2)), 2), "y": slice(y0, y1), "x": slice(x0, x1)}
+            got = ds[["B04", "B08"]].isel(window).load(scheduler="threads", num_workers=4)
+            for band in ("B04", "B08"):
+                np.testing.assert_array_equal(got[band].values, masked(cube[band].isel(window).values))
+        requests = server.requests
+    xr_openeo.clear_caches()
+    assert len(requests) > 50
