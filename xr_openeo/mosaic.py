@@ -57,7 +57,7 @@ class Layout:
     def extent(self) -> tuple[int, int]:
         """The most common file size ``(rows, cols)``: chunks follow files by default."""
         sizes = [s.info.grid.shape for s in self.sources]
-        return max(set(sizes), key=sizes.count)
+        return max(set(sizes), key=lambda size: (sizes.count(size), size[0] * size[1]))  # ties: the largest
 
     @property
     def tile(self) -> tuple[int, int]:

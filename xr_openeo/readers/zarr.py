@@ -16,7 +16,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 
 from ..errors import AssetReadError
 from ..http import Links, fetch
-from .cf import CFReader
+from .cf import CFReader, OpenFile
 
 
 class ZarrReader(CFReader):
@@ -24,10 +24,11 @@ class ZarrReader(CFReader):
 
     format: ClassVar[str] = "zarr"
 
-    def _open(self, key: str) -> Any:
+    def _open(self, key: str) -> OpenFile:
         import xarray as xr
 
-        return xr.open_zarr(AssetStore(key, self.links), consolidated=True, chunks=None, mask_and_scale=self.masked)
+        ds = xr.open_zarr(AssetStore(key, self.links), consolidated=True, chunks=None, mask_and_scale=self.masked)
+        return OpenFile(ds)
 
 
 class AssetStore(Store):
