@@ -9,6 +9,7 @@ the test drives.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,9 @@ import rasterio
 import xarray as xr
 
 import xr_openeo
+from xr_openeo.http import Auth, Links
+from xr_openeo.readers.base import Window
+from xr_openeo.readers.geotiff import GeoTIFFReader
 from xr_openeo.testing import LocalBackend, SyntheticCollection, synthetic_pixels
 from xr_openeo.testing.faults import Faults, SharedLink
 
@@ -159,6 +163,23 @@ def test_computing_everything_is_one_get_per_file(backend, jobs, front):
     assert sorted(per_file) == sorted(p.name for p in files)
     assert all(len(rs) == 1 and rs[0].status == 200 and "Range" not in rs[0].headers for rs in per_file.values())
     assert sum(rs[0].bytes_sent for rs in per_file.values()) == sum(p.stat().st_size for p in files)
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [("float32", "float32"), (None, "uint16"), ("uint8", "uint16")])
+def test_a_geotiff_read_gives_each_band_an_array_of_its_own(backend, jobs, dtype, expected):
+    """Whole files (one GDAL read of every band) and windows alike: the file's values, one array per band,
+    converted while reading when the conversion is exact (else in the file's dtype)."""
+    path = _files(backend, xr_openeo.open_results(jobs["GTiff"]), ".tif")[0]
+    reader = GeoTIFFReader(Links({"f": str(path)}, Auth()))
+    with rasterio.open(path) as src:
+        stored = src.read()
+    for window in (Window(slice(0, SIZE), slice(0, SIZE), full=(SIZE, SIZE)), Window(ROWS, COLS, full=(SIZE, SIZE))):
+        block = reader.read("f", window, [0, 1, 2], dtype)
+        assert [(a.dtype, a.shape) for a in block.data] == [(np.dtype(expected), (1, *window.shape))] * 3
+        for band, array in enumerate(block.data):
+            np.testing.assert_array_equal(array[0], stored[band, window.y, window.x])
+        assert not any(np.shares_memory(a, b) for a, b in itertools.combinations(block.data, 2))
+        assert block.nodata == 0
 
 
 def test_a_window_after_a_full_read_sends_nothing_new_for_headers(backend, jobs):
