@@ -41,6 +41,8 @@ def test_every_asv_benchmark_runs_at_tiny_size():
         "netcdf.NetCDFResults.time_subset_read",
         "timeseries.JSONTimeSeries.time_open_dataframe",
         "memory.ReduceOverTime.peakmem_mean_over_t",
+        "large.LargeFiles.time_full_read_odc_stac",
+        "large.LargeFiles.track_window_bytes_over_tiles",
     ):
         assert any(line.startswith(name) for line in ran), f"{name} did not run:\n{done.stdout}"
     # the request-count claims the benchmarks track hold at any size
@@ -51,8 +53,9 @@ def test_every_asv_benchmark_runs_at_tiny_size():
 @pytest.mark.slow
 def test_compare_script_at_tiny_size_agrees_across_methods(tmp_path):
     out = tmp_path / "compare.json"
-    workloads = "open,full,window,netcdf-full,netcdf-subset,memory"
+    workloads = "open,full,window,window-default,netcdf-full,netcdf-subset,memory,large-full,large-window"
     args = ["asv_benchmarks.compare", "--dates", "3", "--size", "256", "--netcdf-dates", "2", "--window", "128"]
+    args += ["--large-dates", "2", "--large-size", "512", "--large-window", "256", "--bandwidth-mbit", "2000"]
     args += ["--repeat", "1", "--latency", "0", "--memory-budget", "1", "--workloads", workloads, "--json", str(out)]
     done = _run(args)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -69,6 +72,16 @@ def test_compare_script_at_tiny_size_agrees_across_methods(tmp_path):
             if method == "dask-floor":  # in-memory values, for the memory floor only
                 continue
             assert row["checksum"] == expected, f"{name}: {method} read different pixels than xr_openeo"
-    full = report["workloads"]["full"]
-    assert full["rows"]["xr_openeo"]["asset_bytes"] == full["job"]["file_bytes"]  # each file read exactly once
+            assert row["peak_rss_mib"] > 0 and row["result_mib"] > 0
+    for name in ("full", "large-full"):  # each file read exactly once, in one GET
+        workload = report["workloads"][name]
+        xr_row = workload["rows"]["xr_openeo"]
+        assert (
+            xr_row["asset_bytes"] == workload["job"]["file_bytes"]
+            and xr_row["asset_requests"] == workload["job"]["files"]
+        )
+    for name in ("window-default", "large-window"):  # a window moves its tiles and headers, not the files
+        workload = report["workloads"][name]
+        assert workload["rows"]["xr_openeo"]["asset_bytes"] <= 1.2 * workload["job"][f"window_bytes_{name}"]
+    assert report["options"]["bandwidth_mbit"] == 2000
     assert "| xr_openeo |" in done.stdout and "× xr_openeo" in done.stdout

@@ -18,17 +18,36 @@ def pick(full: Any, smoke: Any) -> Any:
 
 
 def run_job(
-    conn: Any, out_format: str, *, dates: int, bands: tuple[str, ...] = ("B02", "B03", "B04"), cube: Any = None
+    conn: Any,
+    out_format: str,
+    *,
+    dates: int,
+    bands: tuple[str, ...] = ("B02", "B03", "B04"),
+    cube: Any = None,
+    size: int | None = None,
+    job_options: dict[str, Any] | None = None,
 ) -> Any:
-    """A finished batch job over the first ``dates`` dates of the synthetic collection."""
+    """A finished batch job over the first ``dates`` dates of the synthetic collection.
+
+    ``size``: only the collection's top left ``size`` × ``size`` pixels (default: all of it).
+    """
     import pandas as pd
 
     if cube is None:
         end = (pd.Timestamp("2023-01-01") + pd.Timedelta(days=5 * dates)).strftime("%Y-%m-%d")
-        cube = conn.load_collection("SENTINEL2_L2A", bands=list(bands), temporal_extent=["2023-01-01", end])
-    job = cube.create_job(out_format=out_format)
+        extent = None if size is None else top_left(size)
+        cube = conn.load_collection(
+            "SENTINEL2_L2A", bands=list(bands), temporal_extent=["2023-01-01", end], spatial_extent=extent
+        )
+    job = cube.create_job(out_format=out_format, job_options=job_options)
     job.start_and_wait(max_poll_interval=0.1, print=lambda *a: None)
     return job
+
+
+def top_left(size: int) -> dict[str, Any]:
+    """The spatial extent of the synthetic collection's top left ``size`` × ``size`` pixels (10 m, UTM 31N)."""
+    west, north = 640000, 5690000
+    return {"west": west, "south": north - 10 * size, "east": west + 10 * size, "north": north, "crs": 32631}
 
 
 def asset_requests(records: Any) -> list[Any]:

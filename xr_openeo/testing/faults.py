@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -43,6 +46,10 @@ class Faults:
         apply to the result body.
     Every request
         ``latency`` (seconds added before answering).
+    The link
+        ``bandwidth_mbit`` (megabits per second of the one link that every asset body shares,
+        whatever connection it goes out on, as behind a single network uplink; None: no cap).
+        Headers, JSON documents and HEAD answers are not slowed down, only file bytes.
     """
 
     queue_duration: float = 0.0
@@ -61,6 +68,7 @@ class Faults:
     error_kinds: tuple[str, ...] = ERROR_KINDS
     seed: int = 0
     latency: float = 0.0
+    bandwidth_mbit: float | None = None
     sync_time_limit: float | None = None
     sync_timeout_status: int = 408
     sync_costs: float | None = None
@@ -86,6 +94,8 @@ class Faults:
         ):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)!r}")
+        if self.bandwidth_mbit is not None and not 0 < self.bandwidth_mbit < float("inf"):
+            raise ValueError(f"bandwidth_mbit must be a positive number of Mbit/s or None, got {self.bandwidth_mbit!r}")
 
     def merged(self, overrides: dict[str, Any] | None) -> Faults:
         """These faults with a job's ``{"faults": {...}}`` option applied; unknown names are refused."""
@@ -118,3 +128,31 @@ class Faults:
         if u / 2**64 >= self.error_rate:
             return None
         return self.error_kinds[k % len(self.error_kinds)]
+
+
+class SharedLink:
+    """One network link of the backend: bytes cross it one after another, at the rate of their sender.
+
+    :meth:`send` books ``nbytes`` on the link behind everything already booked (by any connection)
+    and waits until they would have crossed it. Connections sending at the same time therefore
+    share the rate, in the order their pieces were booked, as on one uplink. ``clock`` (seconds,
+    monotonic) and ``sleep`` are injectable so that tests drive time by hand.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._free_at = 0.0  # when the link has sent everything booked so far
+
+    def send(self, nbytes: int, mbit: float) -> float:
+        """Wait until ``nbytes`` more have crossed a link of ``mbit`` Mbit/s; returns the seconds waited."""
+        duration = nbytes * 8 / (mbit * 1e6)
+        with self._lock:
+            now = self._clock()
+            self._free_at = max(now, self._free_at) + duration
+            wait = self._free_at - now
+        if wait > 0:
+            self._sleep(wait)
+        return wait

@@ -1,4 +1,4 @@
-"""Serving a result file's bytes: Range, HEAD, and the download faults (errors, drops, truncation)."""
+"""Serving a result file's bytes: Range, HEAD, the download faults (errors, drops, truncation) and the bandwidth cap."""
 
 from __future__ import annotations
 
@@ -117,11 +117,20 @@ def _file_response(path: Path, media_type: str, key: str, faults: Faults, state:
         response.automatically_set_content_length = False
         return response
     send = length // 2 if fault == "truncate" else length
-    body = _read(path, start, send, request.environ if fault == "truncate" else None)
+    mbit = faults.bandwidth_mbit
+    pace = None if mbit is None else (lambda n: state.link.send(n, mbit))
+    body = _read(path, start, send, request.environ if fault == "truncate" else None, pace)
     return Response(body, status=status, headers=headers, direct_passthrough=True)
 
 
-def _read(path: Path, start: int, length: int, drop_after: dict[str, Any] | None) -> Iterator[bytes]:
+def _read(
+    path: Path,
+    start: int,
+    length: int,
+    drop_after: dict[str, Any] | None,
+    pace: Callable[[int], object] | None = None,
+) -> Iterator[bytes]:
+    """The bytes of ``path`` from ``start``, in pieces; ``pace(n)`` waits for each piece's turn on the link."""
     with path.open("rb") as f:
         f.seek(start)
         while length > 0:
@@ -129,6 +138,8 @@ def _read(path: Path, start: int, length: int, drop_after: dict[str, Any] | None
             if not chunk:
                 break
             length -= len(chunk)
+            if pace is not None:
+                pace(len(chunk))
             yield chunk
     if drop_after is not None:
         time.sleep(0.01)  # let the partial body reach the client before the connection dies

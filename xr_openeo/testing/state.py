@@ -14,7 +14,7 @@ from flask import Response, current_app, jsonify, request
 
 from .clock import Clock
 from .collections import SyntheticCollection
-from .faults import Faults
+from .faults import Faults, SharedLink
 from .jobs import Job, JobStore
 from .requestlog import RequestLog
 from .signing import UrlSigner
@@ -62,6 +62,7 @@ class ServerState:
     asset_host: str | None = None  # root URL of the separate asset host, once it runs
     asset_log: RequestLog = field(default_factory=RequestLog)  # requests the asset host served
     host_validity: float = 300.0  # seconds a presigned asset-host URL lasts
+    link: SharedLink = field(default_factory=SharedLink)  # the one link asset bodies share (Faults.bandwidth_mbit)
 
     def __post_init__(self) -> None:
         self.signer = UrlSigner(secrets.token_bytes(32), clock=self.clock)
