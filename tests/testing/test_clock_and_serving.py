@@ -82,18 +82,17 @@ def test_stopping_refuses_new_connections_and_closes_open_ones():
     backend = LocalBackend([SMALL], blocksize=SMALL_BLOCKSIZE).start()
     port, host_url = backend.port, backend.asset_host_url
     # A client that opened a connection and sent half a request: its handler waits for the rest.
-    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
-    idle.sendall(b"GET /openeo/1.2/ HTT")
-    backend.stop()
-    try:
-        assert idle.recv(1) == b""  # closed by the server (a timeout here would raise instead)
-    except ConnectionResetError:
-        pass  # closed while still in the listening socket's queue
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+        idle.sendall(b"GET /openeo/1.2/ HTT")
+        backend.stop()
+        try:
+            assert idle.recv(1) == b""  # closed by the server (a timeout here would raise instead)
+        except ConnectionResetError:
+            pass  # closed while still in the listening socket's queue
     for url in (f"http://127.0.0.1:{port}/", host_url):
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.get(url, timeout=10)
     assert not any(t.name.startswith("local-openeo-") and t.is_alive() for t in threading.enumerate())
-    idle.close()
 
 
 def test_a_stopped_backend_can_pause_and_resume_on_its_port():

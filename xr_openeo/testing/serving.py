@@ -27,17 +27,6 @@ class _QuietHandler(WSGIRequestHandler):
     """
 
     timeout = 20
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         _log.debug("%s %s -> %s", self.command, self.path, code)
@@ -64,6 +53,16 @@ class _Server(ThreadedWSGIServer):
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+    # Tracked from the accepting thread, before the handler's thread starts: a connection accepted
+    # just before stop() would otherwise be missed by close_all() and stay open.
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.track(request, True)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.track(request, False)
+        super().shutdown_request(request)
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Accept connections until :meth:`stop`; ``poll_interval`` is unused (a wake-up socket ends the wait)."""
