@@ -123,11 +123,11 @@ def duplicated_grids(sources: Sequence[Source]) -> list[str]:
             continue
         for when in s.dates:
             seen.setdefault((str(when), s.info.grid), []).append(s.spec.key)
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, without the quadratic cost of a list's `in` for many tiles
     for keys in seen.values():
         if len(keys) > 1:
-            out.extend(k for k in keys if k not in out)
-    return out
+            out.update(dict.fromkeys(keys))
+    return list(out)
 
 
 def plan(sources: Sequence[Source]) -> list[Layout]:
