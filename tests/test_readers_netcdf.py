@@ -29,7 +29,7 @@ import xr_openeo
 from xr_openeo.cube import RasterCube
 from xr_openeo.errors import AssetReadError, URLExpiredError
 from xr_openeo.readers.base import Window
-from xr_openeo.readers.netcdf import NetCDFReader
+from xr_openeo.readers.netcdf import MERGE_GAP, NetCDFReader, plan_requests
 from xr_openeo.sources import load_results
 from xr_openeo.testing import Faults, LocalBackend, ManualClock, SyntheticCollection
 
@@ -161,6 +161,23 @@ def test_one_chunk_read_moves_a_fraction_of_the_file(
     backend.clear_requests()
     ds.load()
     assert sum(r.bytes_sent for r in asset_requests(backend)) < 4 * 2**20
+
+
+def test_chunk_ranges_join_when_close_and_stay_apart_when_far() -> None:
+    """The requests of a window's HDF5 chunks (``(offset, size)``): sorted, overlapping, adjacent and
+    nearby chunks in one request (the gap fetched too), far ones in requests of their own."""
+    assert plan_requests([]) == []
+    assert plan_requests([(300, 100), (0, 100), (100, 50), (120, 10), (500, 0)], gap=0) == [(0, 150), (300, 400)]
+    assert plan_requests([(41, 10), (0, 10), (20, 10)], gap=10) == [(0, 30), (41, 51)]  # gaps of 10 and 11 bytes
+    # one date's 256² uint16 tiles lie side by side; the next date's, of every band, 1.5 MiB further
+    tile = 256 * 256 * 2
+    one_date = [(32711 + i * tile, tile) for i in range(4)]
+    assert plan_requests([*one_date, (1611847, tile)]) == [(32711, 32711 + 4 * tile), (1611847, 1611847 + tile)]
+    assert plan_requests([(0, tile), (tile + MERGE_GAP, tile)]) == [(0, 2 * tile + MERGE_GAP)]
+    assert plan_requests([(0, tile), (tile + MERGE_GAP + 1, tile)]) == [
+        (0, tile),
+        (tile + MERGE_GAP + 1, 2 * tile + MERGE_GAP + 1),
+    ]
 
 
 def test_a_full_read_fetches_each_block_once(backend: LocalBackend, job: Any, ref: xr.Dataset) -> None:

@@ -10,7 +10,7 @@ the test drives.
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,21 @@ def test_a_window_after_a_full_read_sends_nothing_new_for_headers(backend, jobs)
 # -- netCDF and Zarr: one file (or one object per chunk) for all dates ------------------------------
 
 
+def hdf5_chunks(path: Path, variable: str, rows: slice, cols: slice) -> list[tuple[int, int]]:
+    """``(offset, size)`` of ``variable``'s HDF5 chunks under the window, every date."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        dset = f[variable]
+        out = []
+        for i in range(dset.id.get_num_chunks()):
+            info = dset.id.get_chunk_info(i)
+            _, r0, c0 = info.chunk_offset
+            if rows.start <= r0 < rows.stop and cols.start <= c0 < cols.stop:
+                out.append((info.byte_offset, info.size))
+    return out
+
+
 def hdf5_costs(path: Path, variable: str, rows: slice, cols: slice) -> tuple[int, int]:
     """Bytes of an HDF5 file that are not chunk data (its metadata), and of ``variable``'s chunks under the window."""
     import h5py
@@ -204,21 +219,14 @@ def hdf5_costs(path: Path, variable: str, rows: slice, cols: slice) -> tuple[int
         for dset in f.values():
             if isinstance(dset, h5py.Dataset) and dset.chunks is not None:
                 data += sum(dset.id.get_chunk_info(i).size for i in range(dset.id.get_num_chunks()))
-        dset = f[variable]
-        touched = 0
-        for i in range(dset.id.get_num_chunks()):
-            info = dset.id.get_chunk_info(i)
-            _, r0, c0 = info.chunk_offset
-            if rows.start <= r0 < rows.stop and cols.start <= c0 < cols.stop:
-                touched += info.size
-    return path.stat().st_size - data, touched
+    return path.stat().st_size - data, sum(size for _, size in hdf5_chunks(path, variable, rows, cols))
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the netCDF reader reads HDF5 chunks through 4 MiB blocks of the file, one request per block "
-    "(7 requests and 0.93x the file for this window); reading exactly the touched chunks, concurrently, "
-    "is the netCDF reader's part",
+    reason="the window's 20 chunks (one per date, written date by date: 1.5 MiB apart) are read by 20 dask "
+    "tasks (t chunks of 1), one request each: two requests in all would need one multi-range request per "
+    "file, which neither the local backend nor S3 serves. The bytes bound holds (1.00x); see the next test",
 )
 @pytest.mark.parametrize("front", ["open_results", "engine"])
 def test_a_netcdf_window_reads_only_the_chunks_it_touches(backend, jobs, front):
@@ -229,6 +237,24 @@ def test_a_netcdf_window_reads_only_the_chunks_it_touches(backend, jobs, front):
     metadata, touched = hdf5_costs(path, "B03", ROWS, COLS)
     (requests,) = _assets(backend).values()
     assert len(requests) <= 2
+    assert sum(r.bytes_sent for r in requests) <= 1.2 * (metadata + touched)
+
+
+@pytest.mark.parametrize("front", ["open_results", "engine"])
+def test_a_netcdf_window_fetches_each_chunk_it_touches_by_its_exact_range(backend, jobs, front):
+    """What a netCDF window sends: one request per touched chunk, of exactly its bytes (the dates' tasks
+    send theirs at the same time), and a few small pieces of the chunk index; 1.2x the bound in bytes."""
+    ds = _open(front, backend, jobs, "netCDF")
+    backend.clear_requests()
+    np.testing.assert_array_equal(ds.B03.isel(y=ROWS, x=COLS).values, _expected(B03, ROWS, COLS))
+    ((path,),) = [_files(backend, ds, ".nc")]
+    metadata, touched = hdf5_costs(path, "B03", ROWS, COLS)
+    (requests,) = _assets(backend).values()
+    asked = Counter(r.headers["Range"] for r in requests)
+    chunks = {f"bytes={offset}-{offset + size - 1}" for offset, size in hdf5_chunks(path, "B03", ROWS, COLS)}
+    assert len(chunks) == DATES and all(asked[r] == 1 for r in chunks), asked
+    assert len(requests) <= len(chunks) + 3  # the rest: pieces of the chunk index
+    assert all(r.status == 206 for r in requests)
     assert sum(r.bytes_sent for r in requests) <= 1.2 * (metadata + touched)
 
 

@@ -77,7 +77,9 @@ OPTIONS: dict[str, _Option] = {
         64 * 1024, *_positive_int(), doc="Bytes of a GeoTIFF fetched by its first request (its header)."
     ),
     "block_bytes": _Option(
-        4 * _MiB, *_positive_int(), doc="Bytes per ranged request and cache block of files read in parts (netCDF)."
+        4 * _MiB,
+        *_positive_int(),
+        doc="Bytes per block of netCDF files read in parts (HDF5 chunks of a window come by their own ranges).",
     ),
     "download_threshold": _Option(
         16 * _MiB, *_count(), doc="netCDF files smaller than this are downloaded whole instead of read in parts."
@@ -143,8 +145,9 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
         While waiting for a batch job: transient errors tolerated in a row (10) and the longest
         pause between them (60 s); together about five minutes of backend outage.
     header_bytes, block_bytes, download_threshold : int
-        Bytes of a GeoTIFF's first request (64 KiB); bytes per ranged request of netCDF files
-        (4 MiB); netCDF files under ``download_threshold`` (16 MiB) are downloaded whole.
+        Bytes of a GeoTIFF's first request (64 KiB); bytes per block of netCDF files read in
+        parts (4 MiB; the HDF5 chunks a window touches come by their own ranges); netCDF files
+        under ``download_threshold`` (16 MiB) are downloaded whole.
     cache_bytes : int
         Upper bound, in bytes, of each in-memory cache (file headers and blocks; 256 MiB).
         :func:`xr_openeo.clear_caches` empties them.
