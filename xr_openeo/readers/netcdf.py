@@ -13,11 +13,13 @@ links as in :func:`xr_openeo.http.fetch`, several ranges at once) and the h5py c
 Errors of those fetches are raised as they are (asset key, redacted href, HTTP status), never as
 h5py's "read failed".
 
-A window of chunked variables reads exactly the HDF5 chunks it touches: before the h5py read, the
+A spatial window of chunked variables reads exactly the HDF5 chunks it touches: before the h5py read, the
 chunk index gives their byte ranges (:func:`_window_chunks`; the index's own bytes are fetched in
 small pieces, :data:`INDEX_GRANULE`), chunks nearer than :data:`MERGE_GAP` join one request
 (:func:`plan_requests`) and all requests go out at once. Other bytes h5py misses (metadata,
-contiguous variables) come in blocks of the ``block_bytes`` option.
+contiguous variables) come in blocks of the ``block_bytes`` option, and so do windows spanning
+the file's whole extent (a full read, one date): their chunks fill the blocks, which then need
+few requests (a 52 MB file: 14 instead of 115).
 """
 
 from __future__ import annotations
@@ -136,6 +138,10 @@ class NetCDFReader(CFReader):
         self.info(key)
         opened = self._file(key)
         if not isinstance(opened.source, _Fetched) or not isinstance(opened, _H5File):
+            return super().read(key, window, bands, dtype)
+        if window.full is not None and window.shape == tuple(window.full):
+            # The whole spatial extent (a full read, a date): its chunks fill most of the blocks
+            # that hold them, which come in few large requests, as the full read always did.
             return super().read(key, window, bands, dtype)
         with opened.source.prefetched(_window_chunks(opened, key, window, bands)):
             return super().read(key, window, bands, dtype)
