@@ -34,7 +34,7 @@ polygons = {
 }
 with connection(args) as conn:
     series = ndvi(conn, args).aggregate_spatial(polygons, "mean")
-    ds = xr_openeo.compute_batch(series, out_format="JSON")  # a Dataset with dims (t, geometry)
+    ds = xr_openeo.compute_batch(series, out_format="JSON")  # a vector cube: variables of dims (feature, t)
     print(ds)
     frame = xr_openeo.open_dataframe(ds.openeo.job)  # the same as a DataFrame
     print(frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -35,6 +36,19 @@ def test_compute_batch_and_from_cube_give_the_expected_ndvi(backend, connection)
         for i in range(3):
             np.testing.assert_allclose(ds.NDVI.isel(t=i).values, expected_ndvi(i), rtol=1e-6, equal_nan=True)
     assert posts(backend) == 2
+
+
+def test_from_cube_shows_the_extents_the_graph_loads_not_the_collections(connection):
+    whole = xr_openeo.from_cube(connection.load_collection("SENTINEL2_L2A", bands=["B04"]))
+    assert "openeo:x_extent" in whole.attrs  # the collection's, as the client knows it
+    box = {"west": 640000, "south": 5689000, "east": 640700, "north": 5690000, "crs": 32631}
+    cube = connection.load_collection(
+        "SENTINEL2_L2A", spatial_extent=box, temporal_extent=["2023-01-05", "2023-01-07"], bands=["B04"]
+    )
+    plan = xr_openeo.from_cube(cube)
+    assert plan.attrs["openeo:temporal_extent"] == ["2023-01-05", "2023-01-07"]
+    assert json.loads(plan.attrs["openeo:spatial_extent"]) == box
+    assert "openeo:x_extent" not in plan.attrs and "openeo:y_extent" not in plan.attrs
 
 
 def test_a_process_graph_dict_runs_too(backend, connection):

@@ -20,7 +20,7 @@ from xr_openeo.jobs.pixelgrid import PixelGrid, grid_from_metadata
 from xr_openeo.jobs.run_progress import Counts, RunLines
 from xr_openeo.jobs.split import Piece, Split, SplitEdgeWarning, plan_pieces, run_key
 from xr_openeo.jobs.tiles import tile_windows
-from xr_openeo.jobs.timeranges import time_ranges
+from xr_openeo.jobs.timeranges import period, time_ranges
 
 UTM = PixelGrid(32631, (10.0, 10.0), (640000.0, 5690000.0))
 
@@ -315,7 +315,15 @@ def test_the_run_display_writes_a_line_per_change_and_a_heartbeat():
             "results_bytes": [5.0, None, None, None],
         }
     )
-    assert Counts.of(frame) == Counts(total=4, done=1, running=1, waiting=1, failed=1, retried=5, results_bytes=5)
+    # retried: the running piece's 2 failed jobs, and 2 of the 3 of the piece that failed for good
+    assert Counts.of(frame) == Counts(total=4, done=1, running=1, waiting=1, failed=1, retried=4, results_bytes=5)
+    display.update(Counts(total=4, done=4, results_bytes=3 * 10**6), 70.0)
+    display.update(Counts(total=4, done=4, results_bytes=4 * 10**6), 71.0)  # the last piece's size, after its line
+    display.close()
+    assert lines[-2:] == [
+        f"{head} 4 done, 0 running, 0 queued, 0 to submit, 0 failed; 3.0 MB of results after 0:01:10",
+        f"{head} 4 done, 0 running, 0 queued, 0 to submit, 0 failed; 4.0 MB of results after 0:01:11",
+    ]
 
 
 def test_item_documents_are_skipped_only_when_they_add_nothing():
@@ -363,3 +371,17 @@ def test_the_run_bar_counts_pieces_done(capsys):
     err = capsys.readouterr().err
     assert "Split run jobs.csv: 1/4" in err and "1 done, 3 running, 0 queued, 0 to submit, 0 failed; 2.5 MB" in err
     assert type(make_run_display(False, "jobs.csv", 4)).__name__ == "RunDisplay"
+
+
+def test_a_time_split_stays_within_the_collections_dates():
+    """A temporal_extent reaching past the collection's last date is cut to it: no piece without data."""
+    meta = {"cube:dimensions": {"t": {"type": "temporal", "extent": ["2023-01-01T00:00:00Z", "2023-01-11T00:00:00Z"]}}}
+    loader = {"arguments": {"temporal_extent": ["2022-12-01", "2023-01-31"]}}
+    assert period(loader, meta) == (pd.Timestamp("2023-01-01"), pd.Timestamp("2023-01-12"))
+    assert period({"arguments": {}}, meta) == (pd.Timestamp("2023-01-01"), pd.Timestamp("2023-01-12"))
+    assert period({"arguments": {"temporal_extent": ["2023-01-03", "2023-01-05"]}}, meta) == (
+        pd.Timestamp("2023-01-03"),
+        pd.Timestamp("2023-01-05"),
+    )
+    with pytest.raises(XrOpenEOError, match="none of them in this temporal_extent"):
+        period({"arguments": {"temporal_extent": ["2024-01-01", "2024-02-01"]}}, meta)

@@ -79,6 +79,9 @@ def test_a_4x4_split_equals_one_job_and_a_finished_split_opens_without_submittin
     )
     logs = mosaic.openeo.piece_logs("r2c3")
     assert "Job finished: 3 asset(s)" in list(logs["message"])
+    assets = mosaic.openeo.assets  # every piece's files, under the keys the mosaic reads them by
+    assert len(assets) == 48 and assets["opened"].all()
+    assert {key.split("/")[0] for key in assets.index} == set(table.index)
     # The mosaic's graph pickles (for dask.distributed) without the token, and reads the same from the pickle.
     pickled = pickle.dumps(mosaic)
     assert connection.auth.bearer.encode() not in pickled

@@ -205,8 +205,13 @@ class OpenEOAccessor:
         from .sources import load_results
         from .urls import redact
 
-        source, connection = self._source(connection, "list its assets")
-        loaded = load_results(source, connection=connection)
+        if self._attr("job_db"):  # a split run's mosaic: the assets of every piece, as "{piece}/{key}"
+            from .many import mosaic_results
+
+            loaded = mosaic_results(self._attr("job_db"), self._connection(connection, "list its assets"))
+        else:
+            source, connection = self._source(connection, "list its assets")
+            loaded = load_results(source, connection=connection)
         opened = set(self._attr("assets") or ())
         skipped = dict(line.split(": ", 1) for line in (self._attr("skipped") or ()) if ": " in line)
         rows = [

@@ -222,6 +222,17 @@ def _why(row: Mapping[str, Any]) -> str:
     return f"{status}" + (f", last error: {error}" if error else "")
 
 
+def mosaic_results(job_db: str | os.PathLike[str], connection: Any) -> Any:
+    """The finished pieces' results of a split run as one ``LoadedResults`` (asset keys ``"{piece}/{key}"``)."""
+    from .jobs.jobdb import open_job_db
+
+    frame = open_job_db(Path(job_db)).frame()
+    done = frame[frame["status"] == "finished"]
+    if done.empty:
+        raise JobFailedError(f"No piece of the split run in {str(job_db)!r} finished", status="error")
+    return _combine(_load_pieces(done, connection, False), connection, "finished")
+
+
 def _load_pieces(done: Any, connection: Any, pickle_token: bool) -> dict[str, Any]:
     """The results of the finished pieces, by piece: their documents fetched concurrently.
 

@@ -45,7 +45,7 @@ class Counts:
             queued=int(status.isin(["created", "queued_for_start", "queued"]).sum()),
             waiting=int(status.isin(["not_started", "start_failed", "queued_for_start_failed", "skipped"]).sum()),
             failed=int(status.isin(["error", "canceled"]).sum()),
-            retried=int(df["failures"].sum()) if "failures" in df.columns else 0,
+            retried=_retried(df, status),
             results_bytes=int(sizes.fillna(0).sum()) if sizes is not None else 0,
         )
 
@@ -55,6 +55,15 @@ class Counts:
             f"{self.done} done, {self.running} running, {self.queued} queued, {self.waiting} to submit, "
             f"{self.failed} failed{retried}; {fmt_bytes(self.results_bytes)} of results"
         )
+
+
+def _retried(df: Any, status: Any) -> int:
+    """Failed jobs that got a new job: every failure, but the last of a piece that failed for good."""
+    if "failures" not in df.columns:
+        return 0
+    failures = df["failures"].fillna(0).astype(int)
+    given_up = (status.isin(["error", "canceled"]) & (failures > 0)).sum()
+    return int(failures.sum() - given_up)
 
 
 def fmt_bytes(n: int) -> str:
@@ -92,13 +101,22 @@ class RunLines(RunDisplay):
         self.name, self.emit, self.heartbeat = name, emit, heartbeat
         self._shown: Counts | None = None
         self._line_at = 0.0
+        self._last: tuple[Counts, float] | None = None
 
     def update(self, counts: Counts, elapsed: float) -> None:
         # The bytes alone (pieces finishing one by one) need no line of their own: the next one shows them.
+        self._last = (counts, elapsed)
         changed = self._shown is None or replace(counts, results_bytes=0) != replace(self._shown, results_bytes=0)
         if changed or elapsed >= self._line_at + self.heartbeat:
             self.emit(run_line(self.name, counts, elapsed, still=not changed))
             self._shown, self._line_at = counts, elapsed
+
+    def close(self) -> None:
+        # The last pieces' result sizes arrive after their status line: the run's last line shows them.
+        if self._last is not None and self._last[0] != self._shown:
+            counts, elapsed = self._last
+            self.emit(run_line(self.name, counts, elapsed))
+            self._shown = counts
 
 
 class RunBar(RunDisplay):

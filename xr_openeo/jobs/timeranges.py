@@ -9,22 +9,34 @@ from ..errors import XrOpenEOError
 
 
 def period(loader: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[Any, Any]:
-    """``[start, end)`` of the loader's time: its temporal_extent, else the collection's (whose end is inclusive)."""
+    """``[start, end)`` of the loader's time: its temporal_extent within the collection's (whose end is inclusive).
+
+    A temporal_extent reaching beyond the collection's is cut to it: a piece of a split outside the
+    collection's dates would hold no data, and its job would fail (and be retried) for nothing.
+    """
     import pandas as pd
 
     extent = (loader.get("arguments") or {}).get("temporal_extent")
     start, end = (extent[0], extent[1]) if isinstance(extent, list | tuple) and len(extent) == 2 else (None, None)
-    interval = _collection_interval(meta)
-    if start is None and interval[0] is not None:
-        start = interval[0]
-    if end is None and interval[1] is not None:
-        end = pd.Timestamp(interval[1]) + pd.Timedelta(days=1)
+    first, last = _collection_interval(meta)
+    first = _naive(first) if first is not None else None
+    after = _naive(last) + pd.Timedelta(days=1) if last is not None else None
+    start = _naive(start) if start is not None else first
+    end = _naive(end) if end is not None else after
     if start is None or end is None:
         raise XrOpenEOError(
             "A split in time needs the period: this graph's temporal_extent is open and the collection's metadata "
             "does not close it; set a temporal_extent"
         )
-    return _naive(start), _naive(end)
+    given = (start, end)
+    start = max(start, first) if first is not None else start
+    end = min(end, after) if after is not None else end
+    if start >= end:
+        raise XrOpenEOError(
+            f"A split in time of [{given[0]}, {given[1]}): the collection's dates are {first} .. {last}, none of them "
+            "in this temporal_extent; set one that overlaps the collection's"
+        )
+    return start, end
 
 
 def _collection_interval(meta: Mapping[str, Any]) -> tuple[Any, Any]:
