@@ -81,6 +81,9 @@ def test_timeout_leaves_the_job_running(backend, connection):
 
 
 def test_ctrl_c_cancels_the_job(backend, connection):
+    # Ctrl-C as in a terminal, also when the suite runs where SIGINT is ignored (a shell's background
+    # job or nohup hands SIG_IGN down to pytest and its workers)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -90,6 +93,7 @@ def test_ctrl_c_cancels_the_job(backend, connection):
             )
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     cancels = [r for r in backend.requests if r.method == "DELETE" and r.path.endswith("/results")]
     assert len(cancels) == 1
     job_id = cancels[0].path.split("/")[-2]

@@ -205,9 +205,13 @@ def test_a_job_created_but_never_started_is_started_when_the_run_resumes(backend
 
 
 INTERRUPTED_RUN = """
+import signal
 import sys
 import openeo
 import xr_openeo
+
+# Ctrl-C as in a terminal, also when the suite runs where SIGINT is ignored (a background job, nohup)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 url, db = sys.argv[1], sys.argv[2]
 connection = openeo.connect(url).authenticate_basic("alice", "alice123")

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
+from .compile_lock import COMPILE_LOCK
 from .files import find_asset, serve_file
 from .jobs import Job
 from .requestlog import RecordingMiddleware
@@ -28,6 +29,11 @@ def create_asset_host_app(state: ServerState) -> Flask:
     It knows nothing of users or bearer tokens, like an object store behind a backend's redirect;
     the job's download faults apply to it.
     """
+    with COMPILE_LOCK:  # werkzeug compiles each URL rule with ast (see compile_lock)
+        return _create_asset_host_app(state)
+
+
+def _create_asset_host_app(state: ServerState) -> Flask:
     app = Flask("xr_openeo.testing.assets")
     attach_state(app.extensions, state)
     app.register_error_handler(ApiError, error_response)

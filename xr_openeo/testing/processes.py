@@ -21,6 +21,7 @@ from typing import Any
 
 from .assets import WrittenAsset
 from .collections import SyntheticCollection
+from .compile_lock import COMPILE_LOCK
 
 OWN_PROCESSES = ("load_collection", "load_stac", "filter_spatial", "save_result")
 # openEO arithmetic is mathematical, but openeo-processes-dask computes in the inputs' dtype, so
@@ -145,7 +146,7 @@ def run_graph(
         registry[name] = Process(spec=specs[name], implementation=implementation)
     if not any(node.get("process_id") == "save_result" for node in process_graph.values()):
         raise ValueError("The process graph has no save_result node: a batch job must save its result")
-    with parallel_config(backend="sequential"):
+    with parallel_config(backend="sequential"), COMPILE_LOCK:  # the parser builds ASTs (see compile_lock)
         OpenEOProcessGraph({"process_graph": process_graph}).to_callable(process_registry=registry)()
 
 

@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .asset_host import create_asset_host_app
+from .compile_lock import COMPILE_LOCK
 from .requestlog import RecordingMiddleware
 from .routes import capabilities, catalog, jobs, local, results, sync
 from .state import API_VERSIONS, ApiError, ServerState, attach_state, basic_auth_header, error_response
@@ -23,6 +24,11 @@ _UNVERSIONED = (capabilities.root, local.root)
 
 def create_app(state: ServerState) -> Flask:
     """The WSGI app serving ``state``; wrapped with latency injection and the request log."""
+    with COMPILE_LOCK:  # werkzeug compiles each URL rule with ast (see compile_lock)
+        return _create_app(state)
+
+
+def _create_app(state: ServerState) -> Flask:
     app = Flask("xr_openeo.testing")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     attach_state(app.extensions, state)
