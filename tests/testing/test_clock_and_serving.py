@@ -101,5 +101,9 @@ def test_a_stopped_backend_can_pause_and_resume_on_its_port():
         backend.pause()
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/openeo/1.2/", timeout=10)
+        # The port stays bound while paused (connections refused): no other server binding it (nor the OS,
+        # choosing a port for a bind to port 0) can take it before resume() listens on it again.
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
         backend.resume()
         assert backend.port == port and requests.get(f"{backend.url}/", timeout=10).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ class LocalBackend:
         self._host, self._port = host, port
         self._server: ServerThread | None = None
         self._paused_port: int | None = None
+        self._held: socket.socket | None = None  # the API's port while paused: bound, not listening
         self._asset_server: ServerThread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -119,6 +121,9 @@ class LocalBackend:
             return
         self._close_api()
         self._paused_port = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         if self._asset_server is not None:
             self._asset_server.stop()
             self._asset_server = None
@@ -136,19 +141,26 @@ class LocalBackend:
         """
         if self._server is None:
             raise RuntimeError("The backend is not running (or already paused)")
-        self._paused_port = self._server.port
+        port = self._server.port
         self._close_api()
+        self._held = hold_port(self._host, port)
+        self._paused_port = port
 
     def resume(self) -> LocalBackend:
         """Serve the API again on the port it had before :meth:`pause`."""
-        if self._paused_port is None:
+        if self._paused_port is None or self._held is None:
             raise RuntimeError("The backend is not paused")
-        self._serve_api(self._paused_port)
+        held, self._held = self._held, None
+        try:
+            held.listen()
+            self._serve_api(self._paused_port, held)
+        finally:
+            held.close()  # the server serves on its own duplicate of the socket
         self._paused_port = None
         return self
 
-    def _serve_api(self, port: int) -> None:
-        self._server = ServerThread(self._host, port, create_app(self.state), "local-openeo-backend")
+    def _serve_api(self, port: int, sock: socket.socket | None = None) -> None:
+        self._server = ServerThread(self._host, port, create_app(self.state), "local-openeo-backend", sock)
 
     def _close_api(self) -> None:
         server, self._server = self._server, None
@@ -238,3 +250,16 @@ class LocalBackend:
     def job(self, job_id: str):
         """The backend's own record of a job (status, assets, logs, output folder)."""
         return self.state.jobs.jobs[job_id]
+
+
+def hold_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` that does not listen: connections are refused, and no other
+    program can take the port before :meth:`LocalBackend.resume` serves on it again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the closed server's connections linger
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -40,8 +40,8 @@ class _Server(ThreadedWSGIServer):
 
     timeout = 0  # handle_request() after select() said "ready": never block if the connection went away
 
-    def __init__(self, host: str, port: int, app: Any) -> None:
-        super().__init__(host, port, app, handler=_QuietHandler)
+    def __init__(self, host: str, port: int, app: Any, fd: int | None = None) -> None:
+        super().__init__(host, port, app, handler=_QuietHandler, fd=fd)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -101,14 +101,15 @@ class _Server(ThreadedWSGIServer):
 class ServerThread:
     """``app`` served on ``host:port`` (0: a free port) from a daemon thread, until :meth:`stop`."""
 
-    def __init__(self, host: str, port: int, app: Any, name: str) -> None:
-        self._server = _Server(host, port, app)
+    def __init__(self, host: str, port: int, app: Any, name: str, sock: socket.socket | None = None) -> None:
+        # ``sock``: a bound, listening socket to serve on (its port held since a pause), instead of binding
+        self._server = _Server(host, port, app, fd=sock.fileno() if sock is not None else None)
         self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
         self._thread.start()
 
     @property
     def port(self) -> int:
-        return self._server.server_port
+        return int(self._server.server_address[1])
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
