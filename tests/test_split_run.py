@@ -125,6 +125,20 @@ def test_a_split_in_time_and_space_equals_one_job(backend, connection, tmp_path)
     assert list(table["end"][:3]) == ["2023-01-05", "2023-01-08", "2023-01-12"]
 
 
+def test_a_time_split_of_a_period_past_the_collections_dates_leaves_no_piece_without_data(
+    backend, connection, tmp_path
+):
+    cube = connection.load_collection(
+        "SENTINEL2_L2A", spatial_extent=SMALL_EXTENT, temporal_extent=["2022-12-01", "2023-01-31"], bands=["B04"]
+    )
+    one = xr_openeo.compute_batch(cube, progress=False)
+    mosaic = xr_openeo.compute_batch(cube, split={"time": 3}, job_db=tmp_path / "jobs.csv", progress=False)
+    table = mosaic.openeo.jobs
+    assert (table["status"] == "finished").all() and not table["failures"].fillna(0).any()
+    assert table["start"].iloc[0] == "2023-01-01" and table["end"].iloc[-1] == "2023-01-12"  # the collection's
+    assert_same(mosaic, one)
+
+
 def test_a_split_of_load_stac_follows_the_grid_of_the_stac_document(backend, connection, tmp_path):
     source = xr_openeo.compute_batch(ndvi_cube(connection), progress=False)
     cube = connection.load_stac(source.openeo.share_url, bands=["NDVI"])

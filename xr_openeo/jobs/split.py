@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,8 @@ from .graphs import process_graph_key
 from .pixelgrid import PixelGrid, epsg_of, grid_from_metadata, transform_bbox, unknown_grid
 from .tiles import tile_windows
 from .timeranges import period, time_ranges
+
+logger = logging.getLogger("xr_openeo.jobs")
 
 #: The processes whose extents a split sets.
 LOADERS = ("load_collection", "load_stac")
@@ -174,7 +177,12 @@ def plan_pieces(nodes: Mapping[str, Mapping[str, Any]], connection: Any, split: 
         )
     _check_processes(nodes, split)
     first = loaders[0]
-    meta = _metadata(connection, first) if split.spatial or _needs_time_metadata(first, split) else {}
+    if split.spatial or _needs_time_metadata(first, split):
+        meta = _metadata(connection, first)
+    elif split.time is not None:  # a closed period: the collection's dates only cut it, when they can be read
+        meta = _optional_metadata(connection, first)
+    else:
+        meta = {}
     tiles: list[tuple[str, tuple[float, float, float, float]]] = [("", (0, 0, 0, 0))]
     epsg = None
     if split.spatial:
@@ -293,6 +301,14 @@ def _metadata(connection: Any, loader: Mapping[str, Any]) -> dict[str, Any]:
 
     doc = get_json(str(args.get("url")), Auth.from_connection(connection), what="STAC document of load_stac")
     return dict(doc) if isinstance(doc, Mapping) else {}
+
+
+def _optional_metadata(connection: Any, loader: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return _metadata(connection, loader)
+    except XrOpenEOError as exc:
+        logger.info("Splitting the graph's own period: the metadata of its data could not be read (%s)", exc)
+        return {}
 
 
 def _grid(meta: Mapping[str, Any], split: Split, what: str) -> PixelGrid:
