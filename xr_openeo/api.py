@@ -471,24 +471,21 @@ def _refuse_plain_dataset(cube: Any) -> None:
         )
 
 
-def _loaded_extents(graph: Mapping[str, Any], attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The extents the graph's one loader asks for, over the collection's (which the client's metadata gives)."""
-    loaders = [
-        node.get("arguments") or {}
-        for node in graph.values()
-        if isinstance(node, Mapping) and node.get("process_id") in ("load_collection", "load_stac")
-    ]
+def _loaded_extents(graph: Mapping[str, Any]) -> dict[str, Any]:
+    """The extents the graph's one loader asks for (attributes), which replace the collection's."""
+    from .jobs.graphs import loader_nodes
+
+    loaders = loader_nodes(graph)
     if len(loaders) != 1:
         return {}
+    args = loaders[0].get("arguments") or {}
     out: dict[str, Any] = {}
-    temporal = loaders[0].get("temporal_extent")
+    temporal = args.get("temporal_extent")
     if isinstance(temporal, list | tuple) and len(temporal) == 2:
         out["openeo:temporal_extent"] = [str(v) for v in temporal if v is not None]
-    spatial = loaders[0].get("spatial_extent")
+    spatial = args.get("spatial_extent")
     if isinstance(spatial, Mapping):
         out["openeo:spatial_extent"] = json.dumps(dict(spatial))
-        # the collection's x/y extents would read as the result's: they are not, once the graph cuts them
-        out.update({name: None for name in attrs if name in ("openeo:x_extent", "openeo:y_extent")})
     return out
 
 
@@ -521,11 +518,11 @@ def from_cube(cube: Any) -> Any:
             attrs["openeo:temporal_extent"] = [str(v) for v in (extent or []) if v is not None]
         for dim in metadata.spatial_dimensions:
             attrs[f"openeo:{dim.name}_extent"] = [float(v) for v in (dim.extent or []) if v is not None]
-    for name, value in _loaded_extents(graph, attrs).items():
-        if value is None:
-            attrs.pop(name, None)
-        else:
-            attrs[name] = value
+    loaded = _loaded_extents(graph)
+    if "openeo:spatial_extent" in loaded:  # the collection's x/y extents would read as the result's: they are not
+        attrs.pop("openeo:x_extent", None)
+        attrs.pop("openeo:y_extent", None)
+    attrs.update(loaded)
     ds = xr.Dataset(coords=coords, attrs=attrs)
     if connection is not None:
         from .assemble import CONNECTION

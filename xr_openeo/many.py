@@ -139,24 +139,16 @@ def open_split(
     """
     _require_split_extras()
     from .api import open_loaded
-    from .jobs.jobdb import open_job_db
     from .lazy import normalize_chunks
 
     on_read_error = get_option("on_read_error", on_read_error)
     wanted = normalize_chunks(chunks)
     path = Path(job_db)
-    db = open_job_db(path)
-    if not db.exists():
-        raise XrOpenEOError(f"There is no job database at {str(path)!r}")
-    frame = db.frame()
-    done = frame[frame["status"] == "finished"]
-    missing = frame[frame["status"] != "finished"]
+    frame, done, missing = _pieces(path)
     if len(missing) and not allow_partial:
         raise failed_pieces_error(missing, len(frame), path)
     if done.empty:
-        raise JobFailedError(
-            f"No piece of the split run in {str(path)!r} finished: there is nothing to open", status="error"
-        )
+        raise _nothing_finished(path)
     loaded = _load_pieces(done, connection, pickle_token)
     combined = _combine(loaded, connection, "partial" if len(missing) else "finished")
     ds = open_loaded(
@@ -224,13 +216,28 @@ def _why(row: Mapping[str, Any]) -> str:
 
 def mosaic_results(job_db: str | os.PathLike[str], connection: Any) -> Any:
     """The finished pieces' results of a split run as one ``LoadedResults`` (asset keys ``"{piece}/{key}"``)."""
+    _, done, _ = _pieces(Path(job_db))
+    if done.empty:
+        raise _nothing_finished(Path(job_db))
+    return _combine(_load_pieces(done, connection, False), connection, "finished")
+
+
+def _pieces(path: Path) -> tuple[Any, Any, Any]:
+    """The job database's rows: all, the finished pieces', the others'."""
     from .jobs.jobdb import open_job_db
 
-    frame = open_job_db(Path(job_db)).frame()
-    done = frame[frame["status"] == "finished"]
-    if done.empty:
-        raise JobFailedError(f"No piece of the split run in {str(job_db)!r} finished", status="error")
-    return _combine(_load_pieces(done, connection, False), connection, "finished")
+    db = open_job_db(path)
+    if not db.exists():
+        raise XrOpenEOError(f"There is no job database at {str(path)!r}")
+    frame = db.frame()
+    finished = frame["status"] == "finished"
+    return frame, frame[finished], frame[~finished]
+
+
+def _nothing_finished(path: Path) -> JobFailedError:
+    return JobFailedError(
+        f"No piece of the split run in {str(path)!r} finished: there is nothing to open", status="error"
+    )
 
 
 def _load_pieces(done: Any, connection: Any, pickle_token: bool) -> dict[str, Any]:

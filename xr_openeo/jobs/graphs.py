@@ -13,6 +13,8 @@ import openeo
 
 #: Nodes that write a graph's result somewhere (a graph with one needs no added ``save_result``).
 SAVING_PROCESSES = frozenset({"save_result", "save_ml_model"})
+#: The processes that load the data a graph works on (and whose extents say what it covers).
+LOADERS = ("load_collection", "load_stac")
 DEFAULT_FORMAT = "GTiff"
 DEFAULT_VECTOR_FORMAT = "GeoJSON"
 
@@ -257,3 +259,8 @@ def process_graph_key(process_graph: Mapping[str, Any]) -> str:
         node_key(n)
     result = node_key(_result_node(nodes))
     return hashlib.sha256(json.dumps({"result": result, "leaves": leaves}).encode()).hexdigest()
+
+
+def loader_nodes(nodes: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The nodes of a flat process graph that load data (``load_collection``, ``load_stac``), in graph order."""
+    return [n for n in nodes.values() if isinstance(n, Mapping) and n.get("process_id") in LOADERS]

@@ -59,15 +59,13 @@ class _PieceManager(MultiBackendJobManager):
         self.db, self.retries, self.dynamic_options = db, retries, dynamic_options
         self.failures_this_run: dict[str, int] = {}
 
-    _ACTIVE = ("not_started", "created", "queued_for_start", "queued", "running")
-
     def _job_update_loop(self, *args: Any, **kwargs: Any) -> None:
         super()._job_update_loop(*args, **kwargs)
         # The client's run_jobs sleeps poll_sleep after every update, the last one too: with nothing
         # left to wait for, that sleep would only delay the results (10 s by default).
         pool = getattr(self, "_worker_pool", None)
         busy = pool is not None and pool.has_unprocessed_tasks()
-        if not busy and sum(self.db.count_by_status(statuses=list(self._ACTIVE)).values()) == 0:
+        if not busy and not _left_to_run(self.db):
             self.poll_sleep = 0
 
     # -- the client's hooks --
@@ -296,6 +294,11 @@ def _prepare(db: JobDb, manager: _PieceManager, connection: Any, first: bool) ->
             db.set(index, status="not_started")
         elif status in ("created", "queued_for_start") and job_id:
             _start_if_created(db, manager, connection, index, str(job_id))
+    return _left_to_run(db)
+
+
+def _left_to_run(db: JobDb) -> bool:
+    """Whether a piece waits to be submitted or has a job on its way."""
     return bool(db.df["status"].isin(("not_started", *ACTIVE)).any())
 
 

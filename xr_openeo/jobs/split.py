@@ -22,15 +22,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import XrOpenEOError, XrOpenEOWarning
-from .graphs import process_graph_key
+from .graphs import LOADERS, loader_nodes, process_graph_key
 from .pixelgrid import PixelGrid, epsg_of, grid_from_metadata, transform_bbox, unknown_grid
 from .tiles import tile_windows
 from .timeranges import period, time_ranges
 
 logger = logging.getLogger("xr_openeo.jobs")
 
-#: The processes whose extents a split sets.
-LOADERS = ("load_collection", "load_stac")
 #: Processes whose result depends on neighbouring pixels: near a tile's edge they see less than one job would.
 NEIGHBOURHOOD = frozenset({"apply_kernel", "apply_neighborhood", "resample_spatial", "resample_cube_spatial"})
 #: Processes that combine dates: splitting the time would change what they compute.
@@ -169,7 +167,7 @@ def plan_pieces(nodes: Mapping[str, Mapping[str, Any]], connection: Any, split: 
         polygon for extent, writes a table, combines dates that a time split would separate, or
         the collection's grid is unknown (pass it in the Split).
     """
-    loaders = [n for n in nodes.values() if n.get("process_id") in LOADERS]
+    loaders = loader_nodes(nodes)
     if not loaders:
         raise XrOpenEOError(
             "A split sets the extent of the graph's load_collection or load_stac, and this graph has neither: "
@@ -244,15 +242,14 @@ def _check_processes(nodes: Mapping[str, Mapping[str, Any]], split: Split) -> No
             f"This graph computes a table ({', '.join(vector)}), and split runs mosaic rasters: run it as one job "
             "(drop split=), or split its geometries yourself"
         )
-    for node in nodes.values():
-        if node.get("process_id") in LOADERS:
-            extent = (node.get("arguments") or {}).get("spatial_extent")
-            if isinstance(extent, Mapping) and "west" not in extent and split.spatial:
-                raise XrOpenEOError(
-                    "A split needs the spatial_extent of load_collection/load_stac as a bounding box (west, south, "
-                    "east, north, crs), and this graph gives a geometry: load its bounding box and mask it with "
-                    "mask_polygon, or split in time only"
-                )
+    for node in loader_nodes(nodes):
+        extent = (node.get("arguments") or {}).get("spatial_extent")
+        if isinstance(extent, Mapping) and "west" not in extent and split.spatial:
+            raise XrOpenEOError(
+                "A split needs the spatial_extent of load_collection/load_stac as a bounding box (west, south, "
+                "east, north, crs), and this graph gives a geometry: load its bounding box and mask it with "
+                "mask_polygon, or split in time only"
+            )
     over_time = {
         str(n.get("process_id"))
         for n in nodes.values()

@@ -17,7 +17,7 @@ from .jobs import JobStore
 from .processes import _predefined
 from .requestlog import RequestLog, RequestRecord
 from .server import ServerState, create_app, create_asset_host_app
-from .serving import ServerThread
+from .serving import ServerThread, hold_port
 from .stac import STYLES
 
 TEST_USER = ("alice", "alice123")
@@ -250,16 +250,3 @@ class LocalBackend:
     def job(self, job_id: str):
         """The backend's own record of a job (status, assets, logs, output folder)."""
         return self.state.jobs.jobs[job_id]
-
-
-def hold_port(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` that does not listen: connections are refused, and no other
-    program can take the port before :meth:`LocalBackend.resume` serves on it again."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the closed server's connections linger
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock

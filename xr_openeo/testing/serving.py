@@ -122,3 +122,16 @@ class ServerThread:
         self._server.stop()
         self._thread.join(timeout)
         self._server.close_all()
+
+
+def hold_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` that does not listen: connections are refused, and no other
+    program can take the port before :meth:`~xr_openeo.testing.LocalBackend.resume` serves on it again."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the closed server's connections linger
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
