@@ -102,6 +102,26 @@ def attempt(
     raise failure  # outside the except block: the original (which may quote the URL) is not its context
 
 
+def read_body(response: requests.Response) -> bytes:
+    """The whole body of a response sent with ``stream=True``, read into one bytes object.
+
+    (requests' ``.content`` gathers the body in 10 KiB pieces and joins them: twice the body in
+    memory for a moment, which for a file read whole is a second copy of the file.) The
+    connection goes back to the pool. Raises :class:`AttemptFailed` when the body is cut short.
+    """
+    failure: AttemptFailed | None = None
+    try:
+        data = response.raw.read(decode_content=True)
+    except (requests.RequestException, u3.HTTPError, OSError) as exc:
+        failure = AttemptFailed(*describe(exc))
+    else:
+        response._content, response._content_consumed = data, True
+        return data
+    finally:
+        response.close()
+    raise failure  # outside the except block, as in attempt()
+
+
 def describe(exc: BaseException) -> tuple[str, bool]:
     """``(cause, transient)`` of a failed request, from the exception and everything it wraps.
 

@@ -19,7 +19,7 @@ from ..errors import AssetReadError, URLExpiredError
 from ..urls import host, is_local, local_path, member_url, redact
 from .documents import ADVICE, error_code
 from .policy import RetryPolicy, content_range_total, is_refused_link, is_transient_status, retry_after
-from .session import AttemptFailed, attempt
+from .session import AttemptFailed, attempt, read_body
 
 if TYPE_CHECKING:
     from .links import Links
@@ -86,14 +86,14 @@ def fetch(
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
         try:
-            response = attempt("GET", url, headers, policy.timeout)
+            response = attempt("GET", url, headers, policy.timeout, stream=True)
+            data = read_body(response)
         except AttemptFailed as exc:
             status, cause, problem = None, exc.cause, f"{exc.cause}. {ADVICE.get(exc.cause, '')}".strip()
             if not exc.transient:
                 break
             continue
         status = response.status_code
-        data = response.content
         if status == 404 and missing_ok:
             return b"", None, False
         refused = is_refused_link(status, error_code(response)[0] if status == 400 else None)
