@@ -24,8 +24,17 @@ from .base import BandId, Block, FileInfo, Window
 from .nodata import exact
 
 # GDAL settings every read runs under (they travel with the task, no process-wide state):
-# no sibling-file probing (.aux.xml, .ovr, directory listings).
-GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_PAM_ENABLED": "NO", "GTIFF_REPORT_COMPD_CS": "NO"}
+# no sibling-file probing (.aux.xml, .ovr, directory listings); and the tiles of a window asked
+# for in one multi-range read however many bytes they hold. GDAL's default stops at 10 MB and
+# reads the tiles of a larger window one request at a time (measured on a 6144² 3-band file: a
+# 5632² window made 457 sequential requests, 21 concurrent ranges with this setting). GDAL then
+# holds the window's compressed tiles while it decodes them: bytes the window needs anyway.
+GDAL_OPTIONS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_PAM_ENABLED": "NO",
+    "GTIFF_REPORT_COMPD_CS": "NO",
+    "GDAL_MAX_RAW_BLOCK_CACHE_SIZE": str(2**31 - 1),
+}
 # And for a whole file read from memory: with more than one thread, GDAL decodes the tiles of a
 # read of every band of the whole raster straight into the output (its multi-threaded GTiff read)
 # instead of through its block cache, which would hold a second, decoded copy of the file while
