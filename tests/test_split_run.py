@@ -98,6 +98,14 @@ def test_a_4x4_split_equals_one_job_and_a_finished_split_opens_without_submittin
     assert len(reads) == 48 and all(r.status == 200 for r in reads)
     assert sum(r.bytes_sent for r in reads) == files
     assert_same(again, one)
+    # ds.openeo.load() of the mosaic: every piece's file decoded into place, once
+    lean = xr_openeo.compute_batch(cube, split=Split(tiles=(4, 4)), job_db=db, parallel_jobs=16, progress=False)
+    xr_openeo.clear_caches()
+    backend.clear_requests()
+    lean.openeo.load()
+    reads = asset_requests(backend)
+    assert len(reads) == 48 and sum(r.bytes_sent for r in reads) == files
+    assert_same(lean, one)
 
 
 def test_a_4x4_split_of_netcdf_output_equals_one_job(backend, connection, tmp_path):

@@ -73,6 +73,11 @@ OPTIONS: dict[str, _Option] = {
         10, *_count(), doc="Transient errors in a row tolerated while waiting for a job (about 5 min of outage)."
     ),
     "job_max_backoff": _Option(60.0, *_seconds(), doc="Longest pause between retries while waiting for a job."),
+    "load_in_flight_bytes": _Option(
+        256 * _MiB,
+        *_positive_int(),
+        doc="Bytes of reads ds.openeo.load() runs at once, counted as the pixels they produce (one read at least).",
+    ),
     "header_bytes": _Option(
         64 * 1024, *_positive_int(), doc="Bytes of a GeoTIFF fetched by its first request (its header)."
     ),
@@ -153,6 +158,9 @@ class set_options:  # noqa: N801 - used like a function, as xarray.set_options i
         :func:`xr_openeo.clear_caches` empties them.
     item_concurrency : int
         Item documents fetched at once when opening results (64).
+    load_in_flight_bytes : int
+        Reads ``ds.openeo.load()`` runs at once, counted as the bytes of pixels they produce
+        (256 MiB; one read always runs): what memory holds beyond the loaded result.
     execute_timeout : float
         Seconds :func:`xr_openeo.execute` waits for the backend to answer, and then between two
         reads of the answer's body (1800, as the openeo client).

@@ -273,6 +273,14 @@ class OpenEOAccessor:
         url = self.share_url or f"{connection.root_url.rstrip('/')}/jobs/{job_id}/results"
         return load_results_cube(connection, url)
 
+    def load(self, *, in_flight_bytes: int | None = None) -> xr.Dataset:
+        """Load every variable into memory in place and return the Dataset, as ``ds.load()`` does, at about
+        the result's size instead of twice it: each read writes into arrays made up front
+        (:func:`xr_openeo.loading.load`)."""
+        from .loading import load
+
+        return load(self._ds, in_flight_bytes=in_flight_bytes)
+
     def compute_batch(self, connection: Any = None, **kwargs: Any) -> Any:
         """Run the dataset's graph as a new batch job (same keywords as :func:`xr_openeo.compute_batch`)."""
         from .api import compute_batch

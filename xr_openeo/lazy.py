@@ -212,6 +212,22 @@ def band_arrays(cube: RasterCube, chunks: Chunks, name: str | None = None) -> li
     return arrays
 
 
+def band_source(array: Any) -> tuple[RasterCube, int] | None:
+    """``(cube, band)`` of a dask array exactly as :func:`band_arrays` made it; None for anything else.
+
+    An array a computation was built on (a selection, arithmetic) has more layers: None.
+    """
+    name = getattr(array, "name", None)
+    graph = getattr(array, "dask", None)
+    if not isinstance(name, str) or graph is None or not hasattr(graph, "layers"):
+        return None
+    base, _, band = name.rpartition("-band")
+    if not base.startswith("openeo-read-") or not band.isdigit() or set(graph.layers) != {base, name}:
+        return None
+    cube = graph.layers[base].get(f"cube-{base.removeprefix('openeo-read-')}")
+    return (cube, int(band)) if isinstance(cube, RasterCube) else None
+
+
 def _slices(sizes: Sequence[int]) -> list[slice]:
     out, start = [], 0
     for size in sizes:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..results import Grid
+from .nodata import exact
 
 BandId = int | str
 """A band of a file: its 0-based index (GeoTIFF) or its variable name (netCDF, Zarr)."""
@@ -86,8 +87,14 @@ class Reader(Protocol):
         """What asset ``key`` holds (may read its header)."""
         ...
 
-    def read(self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None) -> Block:
-        """The ``window`` of ``bands`` of asset ``key``; ``dtype`` is the output dtype wanted, as a hint."""
+    def read(
+        self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None, out: np.ndarray | None = None
+    ) -> Block:
+        """The ``window`` of ``bands`` of asset ``key``; ``dtype`` is the output dtype wanted, as a hint.
+
+        ``out``, a hint too: an array ``(bands, steps, rows, cols)`` the reader may decode into
+        (then the block's arrays are its planes), so that a load writes each pixel once.
+        """
         ...
 
 
@@ -111,7 +118,9 @@ class FakeReader:
     def info(self, key: str) -> FileInfo:
         return self.files[key]
 
-    def read(self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None) -> Block:
+    def read(
+        self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None, out: np.ndarray | None = None
+    ) -> Block:
         from ..errors import AssetReadError
 
         self.calls.append((key, window, tuple(bands)))
@@ -128,6 +137,10 @@ class FakeReader:
             b = info.bands.index(band)
             planes = [fake_value(key, b, s, rows, cols) for s in steps]
             data.append(np.stack(planes).astype(info.dtype))
+        if out is not None and out.shape == (len(data), *data[0].shape) and exact(info.dtype, out.dtype):
+            for plane, values in zip(out, data, strict=True):  # as a decoder writing into ``out`` would
+                plane[...] = values
+            data = list(out)
         return Block(data, nodata=info.nodata, grid=info.grid)
 
 

@@ -164,9 +164,12 @@ class CFReader:
             opened.info = self._guarded(opened, lambda: describe(opened.ds, key))
         return opened.info
 
-    def read(self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None) -> Block:
+    def read(
+        self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None, out: np.ndarray | None = None
+    ) -> Block:
         """The window of ``bands``, each ``(t, rows, cols)``: the file's steps ``window.t``, or one step
-        for a file without ``t``. A variable without ``t`` in a file with one holds for each step."""
+        for a file without ``t``. A variable without ``t`` in a file with one holds for each step.
+        (``out`` is not used: xarray's decoding makes its own arrays; the cube copies them.)"""
         info = self.info(key)
         opened = self._file(key)
         data = self._guarded(opened, lambda: _read_window(opened.ds, key, window, bands))

@@ -55,8 +55,14 @@ class GeoTIFFReader:
         """The header of asset ``key``: one ranged GET (cached per process)."""
         return _through_gdal(key, self.links, lambda ds: file_info(ds))
 
-    def read(self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None) -> Block:
-        """``bands`` (0-based) of ``window``, each into an array of its own, in ``dtype`` when that is exact."""
+    def read(
+        self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None, out: np.ndarray | None = None
+    ) -> Block:
+        """``bands`` (0-based) of ``window``, each into an array of its own, in ``dtype`` when that is exact.
+
+        With ``out`` (``(bands, 1, rows, cols)``, of a dtype every file value fits) GDAL decodes
+        straight into it, converting as it goes: no buffer of the file's dtype, no copy.
+        """
         indexes = [int(b) + 1 for b in bands]
         if window.t not in (None, slice(0, 1)):
             raise ValueError(f"a GeoTIFF has one time step, got {window.t}")
@@ -67,15 +73,19 @@ class GeoTIFFReader:
             (r0, r1), (c0, c1) = (window.y.start, window.y.stop), (window.x.start, window.x.stop)
             if r1 > ds.height or c1 > ds.width:
                 return Block([], nodata=ds.nodata, grid=grid)  # the cube reports the mismatch with both grids
-            if (r0, c0, r1, c1) == (0, 0, ds.height, ds.width) and indexes == list(range(1, ds.count + 1)):
+            whole = (r0, c0, r1, c1) == (0, 0, ds.height, ds.width)
+            from rasterio.windows import Window as RioWindow
+
+            box = None if whole else RioWindow(c0, r0, c1 - c0, r1 - r0)
+            if out is not None and out.shape == (len(indexes), 1, r1 - r0, c1 - c0) and exact(ds.dtypes[0], out.dtype):
+                ds.read(indexes, window=box, out=out[:, 0])  # GDAL honours out's strides: the planes may lie apart
+                return Block(list(out), nodata=ds.nodata, grid=grid)
+            if whole and indexes == list(range(1, ds.count + 1)):
                 # Every band of the whole raster in one read, decoded straight into one buffer (see
                 # WHOLE_FILE_OPTIONS), then each band into an array of its own, in the output dtype.
                 raw = np.empty((ds.count, ds.height, ds.width), dtype=ds.dtypes[0])
                 ds.read(out=raw)
                 return Block([raw[i : i + 1].astype(out_dtype) for i in range(ds.count)], nodata=ds.nodata, grid=grid)
-            from rasterio.windows import Window as RioWindow
-
-            box = RioWindow(c0, r0, c1 - c0, r1 - r0)
             data = []
             for index in indexes:
                 buffer = np.empty((1, r1 - r0, c1 - c0), dtype=out_dtype)

@@ -35,6 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from .._options import get_option
 from ..errors import AssetReadError
 from ..http import RemoteFile
@@ -133,7 +135,9 @@ class NetCDFReader(CFReader):
             return opened.source.run(read)
         return read()
 
-    def read(self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None) -> Block:
+    def read(
+        self, key: str, window: Window, bands: Sequence[BandId], dtype: str | None = None, out: np.ndarray | None = None
+    ) -> Block:
         """As :meth:`CFReader.read`; a file read by ranges first fetches the HDF5 chunks the window touches."""
         self.info(key)
         opened = self._file(key)
