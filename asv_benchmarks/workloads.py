@@ -17,7 +17,8 @@ class Workload:
     ``job``: which result it reads (``gtiff``: the many-dates 512² COGs; ``netcdf``; ``memory``: the
     float32 result 4× the memory budget; ``large``: a few dates of 4096² COGs). ``select``: what is
     read of the opened result (``open``: nothing; ``all``; ``window``: a square at the origin, all
-    bands; ``window-band``: the same of band B03 only; ``first-date``; ``reduce``: ``mean("t")``).
+    bands; ``window-band``: the same of band B03 only; ``first-date``; ``reduce``: ``mean("t")``; ``load``: the
+    opened object loaded into memory as it is, a Dataset of band variables for xr_openeo).
     ``window``: which command line option gives the window's side. ``openeo``: the keywords of
     ``xr_openeo.open_results`` (``chunks`` given as ``"window"`` means the window's side).
     """
@@ -39,6 +40,8 @@ WORKLOADS: dict[str, Workload] = {
     "netcdf-subset": Workload("netcdf", NETCDF_METHODS, "first-date", openeo={"dtype": "uint16"}),
     "memory": Workload("memory", ("xr_openeo", "dask-floor"), "reduce", openeo={"dtype": "float32"}),
     "large-full": Workload("large", (*LARGE_METHODS, "dask-floor"), "all"),
+    # the whole result into memory as the object each method opens (ds.load(); xr_openeo also ds.openeo.load())
+    "large-load": Workload("large", ("xr_openeo-load", "xr_openeo", "download8", "odc-stac", "dask-floor"), "load"),
     "large-window": Workload("large", ("xr_openeo", "download8", "odc-stac"), "window", window="large_window"),
 }
 

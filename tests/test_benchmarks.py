@@ -43,6 +43,7 @@ def test_every_asv_benchmark_runs_at_tiny_size():
         "memory.ReduceOverTime.peakmem_mean_over_t",
         "large.LargeFiles.time_full_read_odc_stac",
         "large.LargeFiles.track_window_bytes_over_tiles",
+        "large.LargeFiles.track_load_peak_rss_over_result",
     ):
         assert any(line.startswith(name) for line in ran), f"{name} did not run:\n{done.stdout}"
     # the request-count claims the benchmarks track hold at any size
@@ -53,10 +54,10 @@ def test_every_asv_benchmark_runs_at_tiny_size():
 @pytest.mark.slow
 def test_compare_script_at_tiny_size_agrees_across_methods(tmp_path):
     out = tmp_path / "compare.json"
-    # Every method and every kind of selection once (full reads through large-full, windows through
-    # window-default and large-window): the cross product of all workloads cost twice the time for no
-    # code path more.
-    workloads = "open,window-default,netcdf-subset,memory,large-full,large-window"
+    # Every method and every kind of selection once (full reads through large-full, loads through large-load,
+    # windows through window-default and large-window): the cross product of all workloads cost twice the
+    # time for no code path more.
+    workloads = "open,window-default,netcdf-subset,memory,large-full,large-load,large-window"
     args = ["asv_benchmarks.compare", "--dates", "3", "--size", "256", "--netcdf-dates", "2", "--window", "128"]
     args += ["--large-dates", "2", "--large-size", "512", "--large-window", "256", "--bandwidth-mbit", "2000"]
     args += ["--repeat", "1", "--latency", "0", "--memory-budget", "1", "--workloads", workloads, "--json", str(out)]
@@ -76,9 +77,9 @@ def test_compare_script_at_tiny_size_agrees_across_methods(tmp_path):
                 continue
             assert row["checksum"] == expected, f"{name}: {method} read different pixels than xr_openeo"
             assert row["peak_rss_mib"] > 0 and row["result_mib"] > 0
-    for name in ("large-full",):  # each file read exactly once, in one GET
+    for name, method in (("large-full", "xr_openeo"), ("large-load", "xr_openeo-load")):  # one GET per file
         workload = report["workloads"][name]
-        xr_row = workload["rows"]["xr_openeo"]
+        xr_row = workload["rows"][method]
         assert (
             xr_row["asset_bytes"] == workload["job"]["file_bytes"]
             and xr_row["asset_requests"] == workload["job"]["files"]

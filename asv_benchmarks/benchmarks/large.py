@@ -1,4 +1,4 @@
-"""Large files: a full read and a 1024² window of 4096² COGs, against download-all and odc-stac.
+"""Large files: a full read, ``ds.openeo.load()`` and a 1024² window of 4096² COGs, against download-all and odc-stac.
 
 The backend runs in its own process (``BackendProcess``) with 20 ms added to every request and, for
 ``link="100Mbit"``, one link of 100 Mbit/s that every download shares (``Faults.bandwidth_mbit``),
@@ -97,6 +97,24 @@ class LargeFiles:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / result.nbytes
 
     track_full_read_peak_rss_over_result.unit = "ratio"  # type: ignore[attr-defined]
+
+    # -- the whole result into memory with ds.openeo.load(): each read written into place --
+
+    def _load(self) -> Any:
+        return xr_openeo.open_results(self.url).openeo.load()
+
+    def time_load(self, link: str) -> None:
+        self._load()
+
+    def peakmem_load(self, link: str) -> None:
+        self._load()
+
+    def track_load_peak_rss_over_result(self, link: str) -> float:
+        """Peak RSS of this process (imports included) / the loaded Dataset's size (``.load()``: ~2 above)."""
+        result = self._load()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / result.nbytes
+
+    track_load_peak_rss_over_result.unit = "ratio"  # type: ignore[attr-defined]
 
     # -- one window --
 
