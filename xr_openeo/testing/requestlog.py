@@ -144,6 +144,14 @@ class RecordingMiddleware:
 
 
 class _CountingIterable:
+    """A response body that counts what went out and records the request once, when it is done.
+
+    Done is the body's end, or its iteration abandoned (the client went away while it was sent),
+    or ``close()``, whichever comes first. Not ``close()`` alone: werkzeug drains the socket
+    before it calls ``close()``, and a client that reset the connection makes that drain raise,
+    so ``close()`` never comes (seen under load: a POST answered 503 and never logged).
+    """
+
     def __init__(
         self, body: Iterable[bytes], keep: Callable[[], bool], done: Callable[[int, list[bytes]], None]
     ) -> None:
@@ -153,18 +161,29 @@ class _CountingIterable:
         self._sent = 0
         self._chunks: list[bytes] = []
         self._finished = False
+        self._lock = threading.Lock()
 
     def __iter__(self) -> Iterator[bytes]:
         keep = self._keep()
-        for chunk in self._body:
-            self._sent += len(chunk)
-            if keep:
-                self._chunks.append(chunk)
-            yield chunk
+        try:
+            for chunk in self._body:
+                self._sent += len(chunk)
+                if keep:
+                    self._chunks.append(chunk)
+                yield chunk
+        finally:  # the end of the body, or the generator dropped half way (GeneratorExit)
+            self._finish()
 
     def close(self) -> None:
-        if hasattr(self._body, "close"):
-            self._body.close()
-        if not self._finished:
+        try:
+            if hasattr(self._body, "close"):
+                self._body.close()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
             self._finished = True
-            self._done(self._sent, self._chunks)
+        self._done(self._sent, self._chunks)
