@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -136,6 +137,15 @@ def validate_responses(backend: LocalBackend) -> int:
             ) from exc
         checked += 1
     return checked
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary directory of this test process's own: the tests that check what xr_openeo leaves
+    in it (execute's spilled answers) must not see the files of the other pytest-xdist workers."""
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    yield
+    tempfile.tempdir = None
 
 
 @pytest.fixture(params=["function", "engine"])
