@@ -116,6 +116,40 @@ class BandArray(BackendArray):
         return apply_index(self.share.read(self.band, region), local)
 
 
+def engine_band_source(data: Any) -> tuple[RasterCube, int] | None:
+    """``(cube, band)`` of a variable's data as the engine made it, untouched; None for anything else.
+
+    That is a :class:`BandArray` inside xarray's wrappers (copy-on-write, lazily indexed with no
+    index applied yet), or the dask array ``xr.open_dataset(..., chunks=...)`` made of one: its
+    graph holds that array in a layer of its own and one getter layer, nothing more.
+    """
+    layers = getattr(getattr(data, "dask", None), "layers", None)
+    if layers is None:
+        return _unwrap(data)
+    if len(layers) != 2:
+        return None
+    for name, layer in layers.items():
+        if name != data.name and len(layer) == 1:
+            value = next(iter(layer.values()))
+            return _unwrap(getattr(value, "value", value))  # a dask DataNode holds it in .value
+    return None
+
+
+def _unwrap(obj: Any) -> tuple[RasterCube, int] | None:
+    from xarray.core import indexing
+
+    for _ in range(8):  # adapter, copy-on-write, lazily indexed: a few layers at most
+        if isinstance(obj, BandArray):
+            return obj.share.cube, obj.band
+        if isinstance(obj, indexing.LazilyIndexedArray):
+            if not all(k == slice(None) for k in obj.key.tuple):
+                return None  # indexed already: not the whole band
+        elif not isinstance(obj, indexing.ExplicitlyIndexed | indexing.ImplicitToExplicitIndexingAdapter):
+            return None
+        obj = getattr(obj, "array", None)
+    return None
+
+
 def band_variables(cube: RasterCube) -> list[Any]:
     """Lazily indexed ``(t, y, x)`` arrays, one per band, sharing reads (for the xarray engine)."""
     from xarray.core import indexing

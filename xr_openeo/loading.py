@@ -26,6 +26,7 @@ import xarray as xr
 
 from ._options import get_option
 from .cube import RasterCube
+from .engine_arrays import engine_band_source
 from .lazy import band_source
 
 Region = tuple[slice, slice, slice]
@@ -41,12 +42,17 @@ def load(ds: xr.Dataset, *, in_flight_bytes: int | None = None) -> xr.Dataset:
     """
     budget = get_option("load_in_flight_bytes") if in_flight_bytes is None else in_flight_bytes
     if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
-        raise ValueError(f"in_flight_bytes must be a positive number of bytes, got {budget!r}")
-    lazy = {name: var.data for name, var in ds.variables.items() if _is_dask(var.data)}
+        raise ValueError(
+            f"in_flight_bytes must be a positive integer number of bytes (for example 2**30 for 1 GiB), got {budget!r}"
+        )
+    lazy = {name: var._data for name, var in ds.variables.items() if _is_dask(var._data)}  # .data would load
     where = _scheduler()
     loaded: dict[Hashable, np.ndarray] = {}
-    if lazy and isinstance(where, int):
-        loaded = _load_here(lazy, where, budget)
+    if isinstance(where, int):
+        # the engine's lazily indexed band arrays (no dask) are read into place too
+        indexed = {name: var._data for name, var in ds.variables.items() if name not in lazy and var.chunks is None}
+        lazy.update({name: data for name, data in indexed.items() if engine_band_source(data) is not None})
+        loaded = _load_here(lazy, where, budget) if lazy else {}
     elif lazy and where is not None:
         loaded = _gather(lazy, where)
     for name, array in loaded.items():
@@ -60,13 +66,14 @@ def _load_here(lazy: dict[Hashable, Any], threads: int, budget: int) -> dict[Has
     cubes: dict[int, RasterCube] = {}
     others: list[Hashable] = []
     for name, array in lazy.items():
-        source = band_source(array)
+        source = band_source(array) or engine_band_source(array)
         if source is None:
             others.append(name)
             continue
         cube, band = source
         cubes[id(cube)] = cube
-        groups.setdefault((id(cube), array.chunks), []).append((name, band))
+        chunks = getattr(array, "chunks", None) or ((1,) * cube.n_times, (cube.grid.shape[0],), (cube.grid.shape[1],))
+        groups.setdefault((id(cube), chunks), []).append((name, band))
     loaded: dict[Hashable, np.ndarray] = {}
     reads: list[tuple[int, Callable[[], object]]] = []
     for (cube_id, chunks), members in groups.items():
