@@ -274,9 +274,16 @@ class OpenEOAccessor:
         return load_results_cube(connection, url)
 
     def load(self, *, in_flight_bytes: int | None = None) -> xr.Dataset:
-        """Load every variable into memory in place and return the Dataset, as ``ds.load()`` does, at about
-        the result's size instead of twice it: each read writes into arrays made up front
-        (:func:`xr_openeo.loading.load`)."""
+        """Load every variable into memory, in place, and return this Dataset, as ``ds.load()`` does, at
+        about the result's size instead of twice it: the arrays are made first and each read writes
+        into them (each GeoTIFF fetched whole and decoded into place).
+
+        ``in_flight_bytes``: how much output the reads running at once may produce (default the
+        ``load_in_flight_bytes`` option, 256 MiB; one read always runs); memory holds the result
+        plus those reads' compressed bytes. Under a ``dask.distributed`` client the chunks are
+        computed on the cluster and copied into place as they arrive; under dask's process pool
+        this is ``ds.load()``. For one variable: ``ds[["NDVI"]].openeo.load()``.
+        """
         from .loading import load
 
         return load(self._ds, in_flight_bytes=in_flight_bytes)
