@@ -163,7 +163,7 @@ class CountingReader(FakeReader):
 
 
 def _counting(barrier: threading.Barrier | None = None) -> tuple[RasterCube, CountingReader]:
-    plain, reader = fake_cube(6)
+    _, reader = fake_cube(6)
     counting = CountingReader(reader.files, barrier)
     return fake_cube(6, reader=counting)[0], counting
 

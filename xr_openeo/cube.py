@@ -113,6 +113,11 @@ class RasterCube:
         )
 
     @property
+    def blank(self) -> float | int:
+        """What a pixel no file gives holds: ``fill``, or 0 where there is none."""
+        return 0 if self.fill is None else self.fill
+
+    @property
     def shape(self) -> tuple[int, int, int, int]:
         return (self.n_times, self.n_bands, *self.grid.shape)
 
@@ -194,7 +199,7 @@ class RasterCube:
             return [o if o is not None else self._empty(region) for o in outs]
         for plane, got in zip(out, outs, strict=True):
             if got is None:
-                plane[...] = 0 if self.fill is None else self.fill
+                plane[...] = self.blank
             elif not _same_memory(plane, got):  # read apart (merged files, a reader that made its own)
                 plane[...] = got
         return list(out)
@@ -207,7 +212,7 @@ class RasterCube:
         return sorted({i for step in range(t0, t1) for i in self._by_time[step]})
 
     def _empty(self, shape: tuple[int, int, int]) -> np.ndarray:
-        return np.full(shape, 0 if self.fill is None else self.fill, dtype=self.dtype)
+        return np.full(shape, self.blank, dtype=self.dtype)
 
     def _writable(
         self, out: np.ndarray | None, gap: np.ndarray | None, shape: tuple[int, int, int]

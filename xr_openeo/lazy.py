@@ -193,9 +193,9 @@ def band_arrays(cube: RasterCube, chunks: Chunks, name: str | None = None) -> li
     cube_key = f"cube-{token}"
     layer: dict[Any, Any] = {cube_key: cube}
     regions = []
-    for ti, t in enumerate(_slices(t_chunks)):
-        for yi, y in enumerate(_slices(y_chunks)):
-            for xi, x in enumerate(_slices(x_chunks)):
+    for ti, t in enumerate(chunk_slices(t_chunks)):
+        for yi, y in enumerate(chunk_slices(y_chunks)):
+            for xi, x in enumerate(chunk_slices(x_chunks)):
                 layer[(name, ti, yi, xi)] = (ChunkHandle, cube_key, t, y, x)
                 regions.append(((ti, yi, xi), (t, y, x)))
     graph_chunks = (t_chunks, y_chunks, x_chunks)
@@ -228,7 +228,8 @@ def band_source(array: Any) -> tuple[RasterCube, int] | None:
     return (cube, int(band)) if isinstance(cube, RasterCube) else None
 
 
-def _slices(sizes: Sequence[int]) -> list[slice]:
+def chunk_slices(sizes: Sequence[int]) -> list[slice]:
+    """The slices of consecutive chunks of ``sizes`` along one axis."""
     out, start = [], 0
     for size in sizes:
         out.append(slice(start, start + size))

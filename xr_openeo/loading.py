@@ -27,7 +27,7 @@ import xarray as xr
 from ._options import get_option
 from .cube import RasterCube
 from .engine_arrays import engine_band_source
-from .lazy import band_source
+from .lazy import band_source, chunk_slices
 
 Region = tuple[slice, slice, slice]
 
@@ -80,7 +80,7 @@ def _load_here(lazy: dict[Hashable, Any], threads: int, budget: int) -> dict[Has
         cube = cubes[cube_id]
         regions, complete = _regions(cube, chunks)
         shape = (len(members), *lazy[members[0][0]].shape)
-        store = np.empty(shape, cube.dtype) if complete else np.full(shape, _fill(cube), cube.dtype)
+        store = np.empty(shape, cube.dtype) if complete else np.full(shape, cube.blank, cube.dtype)
         reads.extend(_region_reads(cube, [band for _, band in members], regions, store))
         loaded.update({name: store[i] for i, (name, _) in enumerate(members)})
     _run(reads, threads, budget)
@@ -100,8 +100,9 @@ def _gather(lazy: dict[Hashable, Any], client: Any) -> dict[Hashable, np.ndarray
     targets = {name: np.empty(array.shape, dtype=array.dtype) for name, array in lazy.items()}
     blocks = []
     for name, array in lazy.items():
+        axes = [chunk_slices(sizes) for sizes in array.chunks]
         for index in np.ndindex(*array.numblocks):
-            where = tuple(_slices(sizes)[i] for sizes, i in zip(array.chunks, index, strict=True))
+            where = tuple(slices[i] for slices, i in zip(axes, index, strict=True))
             blocks.append((array.blocks[index], name, where))
     futures = client.compute([block for block, _, _ in blocks])
     places = {future.key: (name, where) for future, (_, name, where) in zip(futures, blocks, strict=True)}
@@ -161,7 +162,7 @@ def _regions(cube: RasterCube, chunks: tuple[tuple[int, ...], ...]) -> tuple[lis
 
 
 def _chunk_regions(chunks: tuple[tuple[int, ...], ...]) -> list[Region]:
-    ts, ys, xs = (_slices(sizes) for sizes in chunks)
+    ts, ys, xs = (chunk_slices(sizes) for sizes in chunks)
     return [(t, y, x) for t in ts for y in ys for x in xs]
 
 
@@ -176,10 +177,6 @@ def _overlap(boxes: list[tuple[int, int, int, int]]) -> bool:
     return False
 
 
-def _fill(cube: RasterCube) -> float | int:
-    return 0 if cube.fill is None else cube.fill
-
-
 def _region_reads(
     cube: RasterCube, bands: list[int], regions: list[Region], store: np.ndarray
 ) -> Iterator[tuple[int, Callable[[], object]]]:
@@ -187,11 +184,6 @@ def _region_reads(
     for t, y, x in regions:
         out = store[:, t, y, x]
         yield out.nbytes, partial(cube.read, t, bands, y, x, out=out)
-
-
-def _slices(sizes: tuple[int, ...]) -> list[slice]:
-    bounds = np.cumsum((0, *sizes))
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _run(reads: list[tuple[int, Callable[[], object]]], threads: int, budget: int) -> None:
